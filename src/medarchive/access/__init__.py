@@ -1,0 +1,1 @@
+"""Access: finding and reading records, always through the permission filter, always audited."""

@@ -1,0 +1,68 @@
+"""Listing, reading and downloading records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import quote
+
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Query, Router, Schema
+
+from medarchive.access import queries
+from medarchive.access.services import read_content
+from medarchive.core.schemas import ERRORS, RecordOut
+
+router = Router()
+
+
+class ListFilter(Schema):
+    q: str = ""
+    class_code: str = ""
+    department: str = ""
+    state: str = ""
+    year: int | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    page: int = 1
+    page_size: int = 25
+
+
+class RecordPage(Schema):
+    items: list[RecordOut]
+    total: int
+    page: int
+    pages: int
+    page_size: int
+
+
+@router.get("", response={200: RecordPage, **ERRORS}, summary="List records you may see")
+def list_records(request: HttpRequest, filters: Query[ListFilter]) -> dict[str, Any]:
+    flt = queries.RecordFilter(q=filters.q, class_code=filters.class_code, department_code=filters.department,
+                               state=filters.state, year=filters.year, date_from=filters.date_from,
+                               date_to=filters.date_to)
+    page = queries.list_records(request.user, flt, page=filters.page, page_size=filters.page_size)  # type: ignore[arg-type]
+    return {
+        "items": [RecordOut.from_description(queries.describe(r, request.user, with_files=False))  # type: ignore[arg-type]
+                  for r in page.items],
+        "total": page.total, "page": page.page, "pages": page.pages, "page_size": page.page_size,
+    }
+
+
+@router.get("/{record_id}", response={200: RecordOut, **ERRORS}, summary="One record with files and history")
+def get_record(request: HttpRequest, record_id: str) -> RecordOut:
+    record = queries.get_record(request.user, record_id)  # type: ignore[arg-type]
+    queries.audit_metadata_read(request.user, record)  # type: ignore[arg-type]
+    return RecordOut.from_description(queries.describe(record, request.user, with_history=True))  # type: ignore[arg-type]
+
+
+@router.get("/{record_id}/files/{sequence}/content", response={200: None, **ERRORS}, summary="Download a file")
+def download(request: HttpRequest, record_id: str, sequence: int) -> StreamingHttpResponse:
+    """Streams the decrypted file. Every download is audited as `record:content:read`."""
+    content = read_content(request.user, record_id, sequence=sequence)  # type: ignore[arg-type]
+    response = StreamingHttpResponse(content.chunks, content_type=content.component.mime_type)
+    response["Content-Length"] = str(content.component.size)
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(content.component.filename)}"
+    response["X-Content-SHA256"] = content.component.sha256
+    response["Cache-Control"] = "no-store"
+    return response

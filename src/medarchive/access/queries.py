@@ -1,0 +1,137 @@
+"""Reading records. Every query starts from `visible_to(actor)`; nothing here writes except the read audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from medarchive.archiving import metadata as metadata_schema
+from medarchive.archiving.models import Record
+from medarchive.core.errors import NotFound, ValidationError
+from medarchive.security import audit
+from medarchive.security.models import User
+from medarchive.security.permissions import can, require, visible_to
+from medarchive.security.roles import Action
+
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    q: str = ""
+    class_code: str = ""
+    department_code: str = ""
+    state: str = ""
+    year: int | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Record]
+    total: int
+    page: int
+    pages: int
+    page_size: int
+
+
+def visible_records(actor: User | None) -> QuerySet[Record]:
+    return Record.objects.filter(visible_to(actor)).select_related("archive_class", "department", "fonds")
+
+
+def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: int = 25) -> Page:
+    require(actor, Action.RECORD_LIST)
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValidationError(f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size")
+    if page < 1:
+        raise ValidationError("page must be 1 or more", field="page")
+    qs = visible_records(actor)
+    if flt.q:
+        qs = qs.filter(Q(title__icontains=flt.q) | Q(doc_number__icontains=flt.q) | Q(archival_code__icontains=flt.q)
+                       | Q(electronic_no__icontains=flt.q) | Q(responsible__icontains=flt.q))
+    if flt.class_code:
+        qs = qs.filter(Q(archive_class__code=flt.class_code) | Q(archive_class__parent__code=flt.class_code))
+    if flt.department_code:
+        qs = qs.filter(department__code=flt.department_code)
+    if flt.state:
+        qs = qs.filter(state=flt.state)
+    if flt.year:
+        qs = qs.filter(year=flt.year)
+    if flt.date_from:
+        qs = qs.filter(date__gte=flt.date_from)
+    if flt.date_to:
+        qs = qs.filter(date__lte=flt.date_to)
+    paginator = Paginator(qs.order_by("-created_at", "pk"), page_size)
+    number = min(page, max(paginator.num_pages, 1))
+    return Page(items=list(paginator.page(number).object_list), total=paginator.count, page=number,
+                pages=paginator.num_pages, page_size=page_size)
+
+
+def get_record(actor: User, record_id: Any) -> Record:
+    """A record the actor may see, else NotFound (never reveal that an invisible record exists)."""
+    try:
+        key = uuid.UUID(str(record_id))
+    except ValueError:
+        raise NotFound(f"record {record_id} does not exist") from None
+    record = visible_records(actor).filter(pk=key).first()
+    if record is None:
+        raise NotFound(f"record {record_id} does not exist")
+    require(actor, Action.RECORD_METADATA_READ, record)
+    return record
+
+
+def describe(record: Record, actor: User, *, with_files: bool = True, with_history: bool = False) -> dict[str, Any]:
+    """The record as the actor may see it: patient identifiers masked without the right to them."""
+    may_see_patient = can(actor, Action.RECORD_PATIENT_READ, record)
+    data: dict[str, Any] = {
+        "id": str(record.pk),
+        "electronic_no": record.electronic_no,
+        "archival_code": record.archival_code,
+        "item_number": record.item_number,
+        "fonds": record.fonds.code,
+        "class": record.archive_class.code,
+        "class_name": record.archive_class.name,
+        "department": record.department.code,
+        "department_name": record.department.name,
+        "state": record.state,
+        "title": record.title,
+        "responsible": record.responsible,
+        "date": record.date.isoformat(),
+        "year": record.year,
+        "doc_number": record.doc_number,
+        "security_level": record.security_level,
+        "retention": record.retention,
+        "open_status": record.open_status,
+        "organization": record.organization,
+        "metadata": metadata_schema.masked(record.metadata, may_see_patient=may_see_patient,
+                                           name=record.metadata_schema),
+        "metadata_schema": record.metadata_schema,
+        "created_at": record.created_at.isoformat(),
+        "archived_at": record.archived_at.isoformat() if record.archived_at else None,
+    }
+    if with_files:
+        data["files"] = [
+            {"sequence": c.sequence, "role": c.role, "filename": c.filename, "size": c.size, "mime_type": c.mime_type,
+             "format_name": c.format_name, "format_version": c.format_version, "sha256": c.sha256, "sm3": c.sm3,
+             "created": c.created.isoformat() if c.created else None}
+            for c in record.components.all()
+        ]
+    if with_history:
+        data["history"] = [
+            {"action": e.action, "state": e.state, "at": e.at.isoformat(), "actor": e.actor.username,
+             "basis": e.basis, "description": e.description}
+            for e in record.business_events.select_related("actor")
+        ]
+    return data
+
+
+def audit_metadata_read(actor: User, record: Record) -> None:
+    with transaction.atomic():
+        audit.record_event(Action.RECORD_METADATA_READ, actor=actor, object_type="record", object_id=str(record.pk))

@@ -1,0 +1,108 @@
+"""Dashboard, record list and detail, downloads. Views translate requests and call queries/services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import quote, urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+
+from medarchive.access import queries
+from medarchive.access.services import read_content
+from medarchive.archiving.models import RecordState
+from medarchive.core.errors import MedarchiveError, NotFound
+from medarchive.core.models import Department
+from medarchive.security.permissions import can
+from medarchive.security.roles import Action
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    context = {"can_list": can(user, Action.RECORD_LIST), "can_create": can(user, Action.RECORD_CREATE)}  # type: ignore[arg-type]
+    if context["can_list"]:
+        visible = queries.visible_records(user)  # type: ignore[arg-type]
+        by_state = dict(visible.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+        context.update({
+            "total": sum(by_state.values()),
+            "states": [(s.label, by_state.get(s.value, 0), s.value) for s in RecordState],
+            "by_class": list(visible.values("archive_class__code", "archive_class__name")
+                             .annotate(n=Count("pk")).order_by("-n")[:8]),
+            "recent": list(visible.order_by("-created_at")[:8]),
+        })
+    return render(request, "access/dashboard.html", context)
+
+
+def _filter(request: HttpRequest) -> queries.RecordFilter:
+    def date(name: str) -> dt.date | None:
+        try:
+            return dt.date.fromisoformat(request.GET.get(name, ""))
+        except ValueError:
+            return None
+
+    year = request.GET.get("year", "")
+    return queries.RecordFilter(q=request.GET.get("q", "").strip(), class_code=request.GET.get("class", ""),
+                                department_code=request.GET.get("department", ""), state=request.GET.get("state", ""),
+                                year=int(year) if year.isdigit() else None, date_from=date("date_from"),
+                                date_to=date("date_to"))
+
+
+@login_required
+def record_list(request: HttpRequest) -> HttpResponse:
+    page_number = request.GET.get("page", "1")
+    flt = _filter(request)
+    page = queries.list_records(request.user, flt, page=int(page_number) if page_number.isdigit() else 1)  # type: ignore[arg-type]
+    params = {k: v for k, v in request.GET.items() if k != "page" and v}
+    return render(request, "access/record_list.html", {
+        "page": page, "filter": flt, "query": urlencode(params), "states": RecordState.choices,
+        "departments": Department.objects.filter(active=True),
+        "classes": _classes(),
+    })
+
+
+def _classes() -> list[tuple[str, str]]:
+    from medarchive.archiving.models import ArchiveClass
+
+    return list(ArchiveClass.objects.filter(scheme__active=True).values_list("code", "name"))
+
+
+@login_required
+def record_detail(request: HttpRequest, record_id: str) -> HttpResponse:
+    try:
+        record = queries.get_record(request.user, record_id)  # type: ignore[arg-type]
+    except NotFound:
+        raise Http404 from None
+    queries.audit_metadata_read(request.user, record)  # type: ignore[arg-type]
+    data = queries.describe(record, request.user, with_history=True)  # type: ignore[arg-type]
+    user = request.user
+    return render(request, "access/record_detail.html", {
+        "record": data,
+        "can_read_content": can(user, Action.RECORD_CONTENT_READ, record),  # type: ignore[arg-type]
+        "steps": [(step, label) for step, action, label, state in _STEPS
+                  if record.state == state and can(user, action, record)],  # type: ignore[arg-type]
+    })
+
+
+_STEPS = [
+    ("submit", Action.RECORD_SUBMIT, "Submit to the archive", RecordState.DRAFT),
+    ("accept", Action.RECORD_ACCEPT, "Accept", RecordState.SUBMITTED),
+    ("archive", Action.RECORD_ARCHIVE, "Archive and assign 档号", RecordState.ACCEPTED),
+]
+
+
+@login_required
+def download(request: HttpRequest, record_id: str, sequence: int) -> HttpResponse:
+    try:
+        content = read_content(request.user, record_id, sequence=sequence)  # type: ignore[arg-type]
+    except NotFound:
+        raise Http404 from None
+    except MedarchiveError as exc:
+        return render(request, "error.html", {"message": exc.message}, status=exc.status)
+    response = StreamingHttpResponse(content.chunks, content_type=content.component.mime_type)
+    response["Content-Length"] = str(content.component.size)
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(content.component.filename)}"
+    response["Cache-Control"] = "no-store"
+    return response

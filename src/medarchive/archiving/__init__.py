@@ -1,0 +1,1 @@
+"""Organisation and archiving: classification, retention, records (件), volumes (卷), 档号."""

@@ -1,0 +1,63 @@
+"""Editing drafts and moving records through their lifecycle."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from medarchive.access.queries import describe
+from medarchive.archiving import services
+from medarchive.capture.services import update_draft
+from medarchive.core.schemas import ERRORS, RecordOut
+
+router = Router()
+
+
+class DraftChanges(Schema):
+    title: str | None = None
+    responsible: str | None = None
+    doc_number: str | None = None
+    date: dt.date | None = None
+    security_level: str | None = None
+    retention: str | None = None
+    open_status: str | None = None
+    organization: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class HoldIn(Schema):
+    reason: str
+
+
+@router.patch("/{record_id}", response={200: RecordOut, **ERRORS}, summary="Change a draft's description")
+def patch_record(request: HttpRequest, record_id: UUID, changes: DraftChanges) -> RecordOut:
+    record = update_draft(record_id, changes.dict(exclude_unset=True), actor=request.user)  # type: ignore[arg-type]
+    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+
+
+@router.post("/{record_id}/submit", response={200: RecordOut, **ERRORS}, summary="Submit a draft to the archive")
+def submit(request: HttpRequest, record_id: UUID) -> RecordOut:
+    record = services.submit_record(record_id, actor=request.user)  # type: ignore[arg-type]
+    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+
+
+@router.post("/{record_id}/accept", response={200: RecordOut, **ERRORS}, summary="Accept a submitted record")
+def accept(request: HttpRequest, record_id: UUID) -> RecordOut:
+    record = services.accept_record(record_id, actor=request.user)  # type: ignore[arg-type]
+    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+
+
+@router.post("/{record_id}/archive", response={200: RecordOut, **ERRORS}, summary="Archive: assign the 档号")
+def archive(request: HttpRequest, record_id: UUID) -> RecordOut:
+    record = services.archive_record(record_id, actor=request.user)  # type: ignore[arg-type]
+    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+
+
+@router.post("/{record_id}/hold", response={200: RecordOut, **ERRORS}, summary="Put an archived record on hold")
+def hold(request: HttpRequest, record_id: UUID, body: HoldIn) -> RecordOut:
+    record = services.hold_record(record_id, actor=request.user, reason=body.reason)  # type: ignore[arg-type]
+    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]

@@ -1,0 +1,63 @@
+"""Validation and masking of the versioned extra metadata (JSON schema). Pure logic."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from medarchive.core.errors import ValidationError
+
+CURRENT_SCHEMA = "record-metadata-v1"
+MASK = "***"
+
+
+@cache
+def schema(name: str = CURRENT_SCHEMA) -> dict[str, Any]:
+    text = resources.files("medarchive.archiving").joinpath("data", f"{name}.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def personal_identifiers(name: str = CURRENT_SCHEMA) -> frozenset[str]:
+    return frozenset(schema(name).get("x-personal-identifiers", []))
+
+
+def validate(metadata: Any, *, name: str = CURRENT_SCHEMA) -> dict[str, Any]:
+    """Return the metadata when it fits the schema, else raise naming the first bad field."""
+    if not isinstance(metadata, dict):
+        raise ValidationError("metadata must be an object of name/value pairs", field="metadata")
+    validator = jsonschema.Draft202012Validator(schema(name), format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(metadata), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        path = ".".join(str(p) for p in first.absolute_path)
+        field = f"metadata.{path}" if path else "metadata"
+        raise ValidationError(f"{field}: {first.message}", field=field)
+    return dict(metadata)
+
+
+def coerce(key: str, raw: str, *, name: str = CURRENT_SCHEMA) -> Any:
+    """Turn a command-line KEY=VALUE string into the schema's type for KEY."""
+    spec = schema(name)["properties"].get(key, {})
+    kind = spec.get("type")
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+    except ValueError:
+        raise ValidationError(f"metadata.{key} must be a {kind}, got {raw!r}", field=f"metadata.{key}") from None
+    if kind == "array":
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def masked(metadata: dict[str, Any], *, may_see_patient: bool, name: str = CURRENT_SCHEMA) -> dict[str, Any]:
+    if may_see_patient:
+        return dict(metadata)
+    hidden = personal_identifiers(name)
+    return {key: (MASK if key in hidden and value not in (None, "") else value) for key, value in metadata.items()}

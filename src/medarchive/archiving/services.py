@@ -1,0 +1,173 @@
+"""Record lifecycle after capture: submit → accept → archive (档号) → hold. One function per change.
+
+Every function checks permission first, changes state inside one transaction together
+with its audit entry and its 业务实体 row (CAP-06), and refuses illegal transitions.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from medarchive.archiving.archival_code import ArchivalCodePattern
+from medarchive.archiving.models import (
+    ArchiveClass,
+    BusinessEvent,
+    ClassificationScheme,
+    Record,
+    RecordState,
+    RetentionRule,
+    RetentionTable,
+)
+from medarchive.core import clock
+from medarchive.core.errors import Conflict, NotFound, ValidationError
+from medarchive.core.models import Fonds
+from medarchive.core.sequences import next_value
+from medarchive.core.services import ensure_fonds
+from medarchive.security import audit
+from medarchive.security.models import User
+from medarchive.security.permissions import require
+from medarchive.security.roles import Action
+
+_TRANSITIONS: dict[Action, tuple[set[str], RecordState, str]] = {
+    Action.RECORD_SUBMIT: ({RecordState.DRAFT}, RecordState.SUBMITTED, "提交"),
+    Action.RECORD_ACCEPT: ({RecordState.SUBMITTED}, RecordState.ACCEPTED, "接收"),
+    Action.RECORD_ARCHIVE: ({RecordState.ACCEPTED}, RecordState.ARCHIVED, "归档"),
+    Action.RECORD_HOLD: ({RecordState.ARCHIVED}, RecordState.ON_HOLD, "冻结"),
+}
+
+
+def _load(name: str) -> dict[str, Any]:
+    text = resources.files("medarchive.archiving").joinpath("data", name).read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def install_defaults(fonds: Fonds | None = None) -> tuple[ClassificationScheme, RetentionTable]:
+    """Install the shipped classification scheme and retention table (idempotent)."""
+    fonds = fonds or ensure_fonds()
+    scheme_data, table_data = _load("classification-v1.json"), _load("retention-v1.json")
+    with transaction.atomic():
+        scheme, created = ClassificationScheme.objects.get_or_create(
+            fonds=fonds, version=scheme_data["version"], defaults={"name": scheme_data["name"]}
+        )
+        if created:
+            by_code: dict[str, ArchiveClass] = {}
+            for item in scheme_data["classes"]:
+                by_code[item["code"]] = ArchiveClass.objects.create(
+                    scheme=scheme, code=item["code"], name=item["name"], parent=by_code.get(item.get("parent", "")),
+                    aggregation=item["aggregation"], default_retention=item["default_retention"],
+                    required_fields=item.get("required_fields", []),
+                )
+        if not ClassificationScheme.objects.filter(fonds=fonds, active=True).exists():
+            ClassificationScheme.objects.filter(pk=scheme.pk).update(active=True)
+        table, created = RetentionTable.objects.get_or_create(
+            fonds=fonds, version=table_data["version"], defaults={"name": table_data["name"]}
+        )
+        if created:
+            RetentionRule.objects.bulk_create(
+                RetentionRule(table=table, code=r["code"], name=r["name"], years=r["years"], trigger=r["trigger"])
+                for r in table_data["rules"]
+            )
+        if not RetentionTable.objects.filter(fonds=fonds, active=True).exists():
+            RetentionTable.objects.filter(pk=table.pk).update(active=True)
+    return scheme, table
+
+
+def active_class(code: str, fonds: Fonds | None = None) -> ArchiveClass:
+    fonds = fonds or ensure_fonds()
+    found = ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True, code=code).first()
+    if found is None:
+        known = ", ".join(
+            ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True).values_list("code", flat=True)
+        )
+        raise ValidationError(f"unknown class {code!r}; the active scheme has {known or 'no classes (run init)'}",
+                              field="class")
+    return found
+
+
+def active_retention(code: str, fonds: Fonds | None = None) -> RetentionRule:
+    fonds = fonds or ensure_fonds()
+    found = RetentionRule.objects.filter(table__fonds=fonds, table__active=True, code=code).first()
+    if found is None:
+        known = ", ".join(
+            RetentionRule.objects.filter(table__fonds=fonds, table__active=True).values_list("code", flat=True)
+        )
+        raise ValidationError(f"unknown retention {code!r}; the active table has {known}", field="retention")
+    return found
+
+
+def note_business_event(record: Record, *, actor: User, action: str, state: str, basis: str = "",
+                        description: str = "") -> BusinessEvent:
+    """业务实体 row (CAP-06); call inside the transaction of the change it describes."""
+    return BusinessEvent.objects.create(record=record, actor=actor, action=action, state=state, at=clock.now(),
+                                        basis=basis, description=description)
+
+
+def missing_mandatory(record: Record) -> list[str]:
+    """DA/T 46 必选 items and the class's own required metadata that are still empty (CAP-02)."""
+    missing = [label for label, value in (("title", record.title), ("responsible", record.responsible),
+                                          ("date", record.date), ("security_level", record.security_level),
+                                          ("retention", record.retention)) if not value]
+    missing += [f"metadata.{key}" for key in record.archive_class.required_fields if not record.metadata.get(key)]
+    if not record.components.exists():
+        missing.append("files")
+    return missing
+
+
+def _transition(record_id: Any, action: Action, *, actor: User, basis: str = "") -> Record:
+    sources, target, verb = _TRANSITIONS[action]
+    with transaction.atomic():
+        record = Record.objects.select_for_update().select_related("archive_class", "fonds").filter(
+            pk=record_id).first()
+        if record is None:
+            raise NotFound(f"record {record_id} does not exist")
+        require(actor, action, record)
+        if record.state not in sources:
+            raise Conflict(f"record {record.electronic_no} is {record.state}; {action.value} needs "
+                           f"{' or '.join(sorted(sources))}", field="state")
+        details: dict[str, Any] = {"from": record.state, "to": target.value}
+        if target is RecordState.ARCHIVED:
+            _assign_archival_code(record)
+            details["archival_code"] = record.archival_code
+        record.state = target
+        record.save()
+        note_business_event(record, actor=actor, action=verb, state=target.label, basis=basis)
+        audit.record_event(action, actor=actor, object_type="record", object_id=str(record.pk), details=details)
+    return record
+
+
+def _assign_archival_code(record: Record) -> None:
+    missing = missing_mandatory(record)
+    if missing:
+        raise ValidationError(f"record {record.electronic_no} cannot be archived; missing {', '.join(missing)}",
+                              field=missing[0], missing=missing)
+    pattern = ArchivalCodePattern.parse(settings.CONFIG.archival_code_pattern)
+    values = {"fonds": record.fonds.code, "class": record.archive_class.code, "year": str(record.year),
+              "retention": record.retention, "org": record.organization}
+    series = pattern.series(**values)
+    record.item_number = next_value(f"archival-code:{series}")
+    record.archival_code = pattern.render(record.item_number, **values)
+    record.archived_at = clock.now()
+
+
+def submit_record(record_id: Any, *, actor: User) -> Record:
+    return _transition(record_id, Action.RECORD_SUBMIT, actor=actor)
+
+
+def accept_record(record_id: Any, *, actor: User) -> Record:
+    return _transition(record_id, Action.RECORD_ACCEPT, actor=actor)
+
+
+def archive_record(record_id: Any, *, actor: User) -> Record:
+    return _transition(record_id, Action.RECORD_ARCHIVE, actor=actor)
+
+
+def hold_record(record_id: Any, *, actor: User, reason: str) -> Record:
+    if not reason.strip():
+        raise ValidationError("a hold needs a reason", field="reason")
+    return _transition(record_id, Action.RECORD_HOLD, actor=actor, basis=reason)

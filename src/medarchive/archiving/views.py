@@ -1,0 +1,29 @@
+"""Lifecycle buttons on the record page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from medarchive.archiving import services
+from medarchive.core.errors import MedarchiveError
+
+_STEPS = {"submit": services.submit_record, "accept": services.accept_record, "archive": services.archive_record}
+
+
+@login_required
+@require_POST
+def transition(request: HttpRequest, record_id: str, step: str) -> HttpResponse:
+    if step not in _STEPS:
+        raise Http404
+    try:
+        record = _STEPS[step](record_id, actor=request.user)  # type: ignore[arg-type]
+    except MedarchiveError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Done: the record is now %(state)s.") % {"state": record.get_state_display()})
+    return HttpResponseRedirect(reverse("record-detail", args=[record_id]))

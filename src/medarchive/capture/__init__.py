@@ -1,0 +1,1 @@
+"""Capture: records and their files enter the archive here, validated at the door."""

@@ -1,0 +1,261 @@
+"""Creating records with their files, and editing drafts. Every input (API, web, CLI) calls these.
+
+Order of work in `create_record`: validate everything that can be validated without the
+content; encrypt+hash each file in one streaming pass (nothing in plaintext on disk);
+claim the blobs; then one transaction writes the record, its components, the 业务实体,
+the PREMIS events and the audit entry. Any failure before the commit releases the blobs
+this call claimed, so a bad or interrupted submission leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from medarchive.archiving import metadata as metadata_schema
+from medarchive.archiving.models import SECURITY_LEVELS, OPEN_STATUSES, Component, Record, RecordState
+from medarchive.archiving.services import active_class, active_retention, note_business_event
+from medarchive.capture.formats import HEAD_BYTES, identify
+from medarchive.capture.models import IdempotencyKey
+from medarchive.core.errors import Conflict, DuplicateSubmission, NotFound, ValidationError
+from medarchive.core.filenames import clean_filename
+from medarchive.core.models import Department
+from medarchive.core.sequences import next_value
+from medarchive.core.services import ensure_fonds
+from medarchive.preservation import services as preservation
+from medarchive.preservation.blobstore import StagedBlob
+from medarchive.preservation.models import Blob, PreservationEvent
+from medarchive.security import audit
+from medarchive.security.models import User
+from medarchive.security.permissions import require
+from medarchive.security.roles import Action
+
+MAX_TITLE = 500
+
+
+@dataclass
+class IncomingFile:
+    name: str
+    stream: IO[bytes]
+    role: str = "main"
+    created: dt.datetime | None = None
+
+
+@dataclass
+class Description:
+    """The description (著录) a submitter gives; everything else is derived or defaulted."""
+
+    class_code: str
+    department_code: str
+    title: str
+    date: dt.date | str
+    responsible: str = ""
+    doc_number: str = ""
+    security_level: str = "内部"
+    retention: str | None = None
+    open_status: str = "未审核"
+    organization: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class _HeadTap:
+    """Passes reads through and keeps the first HEAD_BYTES for format identification."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.head = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - len(self.head)]
+        return data
+
+
+def _parse_date(value: dt.date | str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError(f"date must be YYYY-MM-DD, got {value!r}", field="date") from None
+
+
+def _check_text(value: str, name: str, *, required: bool, limit: int) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise ValidationError(f"{name} is required", field=name)
+    if len(value) > limit:
+        raise ValidationError(f"{name} is longer than {limit} characters", field=name)
+    if any(ord(c) < 32 for c in value):
+        raise ValidationError(f"{name} contains control characters", field=name)
+    return value
+
+
+def _validated(desc: Description) -> dict[str, Any]:
+    department = Department.objects.filter(code=desc.department_code, active=True).first()
+    if department is None:
+        raise ValidationError(f"unknown department {desc.department_code!r}", field="department")
+    archive_class = active_class(desc.class_code)
+    date = _parse_date(desc.date)
+    if date.year < 1900 or date > dt.date.today() + dt.timedelta(days=1):
+        raise ValidationError(f"date {date.isoformat()} is not plausible", field="date")
+    if desc.security_level not in SECURITY_LEVELS:
+        raise ValidationError(f"security_level must be one of {', '.join(SECURITY_LEVELS)}", field="security_level")
+    if desc.open_status not in OPEN_STATUSES:
+        raise ValidationError(f"open_status must be one of {', '.join(OPEN_STATUSES)}", field="open_status")
+    retention = active_retention(desc.retention or archive_class.default_retention).code
+    return {
+        "department": department,
+        "archive_class": archive_class,
+        "title": _check_text(desc.title, "title", required=True, limit=MAX_TITLE),
+        "responsible": _check_text(desc.responsible or department.name, "responsible", required=True, limit=200),
+        "doc_number": _check_text(desc.doc_number, "doc_number", required=False, limit=100),
+        "date": date,
+        "year": date.year,
+        "security_level": desc.security_level,
+        "retention": retention,
+        "open_status": desc.open_status,
+        "organization": _check_text(desc.organization or department.code, "organization", required=True, limit=64),
+        "metadata": metadata_schema.validate(desc.metadata),
+    }
+
+
+def _stage_all(files: list[IncomingFile]) -> list[tuple[IncomingFile, str, str, StagedBlob, Any]]:
+    limit = settings.CONFIG.max_upload_bytes
+    names = [clean_filename(f.name, field=f"files[{i}].name") for i, f in enumerate(files)]
+    seen: set[str] = set()
+    for name in names:
+        if name.name in seen:
+            raise ValidationError(f"file name {name.name!r} appears twice in one record", field="files")
+        seen.add(name.name)
+    staged: list[tuple[IncomingFile, str, str, StagedBlob, Any]] = []
+    try:
+        for incoming, name in zip(files, names, strict=True):
+            tap = _HeadTap(incoming.stream)
+            try:
+                blob = preservation.blob_store().stage(tap, max_bytes=limit)  # type: ignore[arg-type]
+            except ValidationError as exc:
+                exc.field = exc.field or f"files[{name.name}]"
+                exc.message = f"{name.name}: {exc.message}"
+                exc.args = (exc.message,)
+                raise
+            staged.append((incoming, name.name, name.original if name.was_normalized else "", blob,
+                           identify(tap.head)))
+    except BaseException:
+        for *_, blob, _fmt in staged:
+            blob.discard()
+        raise
+    return staged
+
+
+def create_record(
+    desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None = None,
+) -> Record:
+    """Capture one record (件) with its files as a draft. Raises before writing anything on bad input."""
+    fields = _validated(desc)
+    require(actor, Action.RECORD_CREATE, department_id=fields["department"].pk)
+    if not files:
+        raise ValidationError("a record needs at least one file", field="files")
+    if idempotency_key is not None:
+        idempotency_key = _check_text(idempotency_key, "idempotency_key", required=True, limit=200)
+        existing = IdempotencyKey.objects.filter(key=idempotency_key).select_related("record").first()
+        if existing is not None:
+            raise DuplicateSubmission(f"idempotency key {idempotency_key!r} was already used for record "
+                                      f"{existing.record.electronic_no}", field="idempotency_key",
+                                      record_id=str(existing.record_id))
+    staged = _stage_all(files)
+    claimed: list[Blob] = []
+    try:
+        for *_, blob, _fmt in staged:
+            claimed.append(preservation.claim(blob))
+        record = _write_record(fields, staged, claimed, actor=actor, idempotency_key=idempotency_key)
+    except BaseException as exc:
+        for *_, blob, _fmt in staged[len(claimed):]:
+            blob.discard()
+        preservation.release(claimed)
+        if isinstance(exc, IntegrityError) and idempotency_key:
+            raise DuplicateSubmission(f"idempotency key {idempotency_key!r} was used by a concurrent submission",
+                                      field="idempotency_key") from None
+        raise
+    return record
+
+
+def _write_record(fields: dict[str, Any], staged: list[Any], claimed: list[Blob], *, actor: User,
+                  idempotency_key: str | None) -> Record:
+    fonds = ensure_fonds()
+    original_names = {name: original for (_f, name, original, _b, _fmt) in staged if original}
+    metadata = dict(fields.pop("metadata"))
+    if original_names:
+        metadata["original_filenames"] = "; ".join(f"{k} ← {v}" for k, v in original_names.items())
+    with transaction.atomic():
+        number = next_value(f"electronic-no:{fonds.code}:{fields['year']}")
+        record = Record.objects.create(
+            fonds=fonds, electronic_no=f"{fonds.code}-{fields['year']}-{number:08d}", created_by=actor,
+            metadata=metadata, metadata_schema=metadata_schema.CURRENT_SCHEMA, state=RecordState.DRAFT, **fields,
+        )
+        preservation.settle(claimed)
+        for sequence, ((incoming, name, original, blob, fmt), row) in enumerate(zip(staged, claimed, strict=True),
+                                                                              start=1):
+            component = Component.objects.create(
+                record=record, sequence=sequence, role=incoming.role, filename=name, original_filename=original,
+                size=blob.size, mime_type=fmt.mime, format_name=fmt.name, format_version=fmt.version,
+                created=incoming.created, sha256=blob.sha256, sm3=blob.sm3, blob=row,
+            )
+            preservation.note_event(PreservationEvent.INGESTION, outcome="success", blob=row, component=component,
+                                    actor=actor, detail=f"{name} ({blob.size} bytes, {fmt.name})")
+            preservation.note_event(PreservationEvent.MESSAGE_DIGEST_CALCULATION, outcome="success", blob=row,
+                                    component=component, actor=actor,
+                                    detail=f"sha256 {blob.sha256}; sm3 {blob.sm3}")
+        if idempotency_key:
+            IdempotencyKey.objects.create(key=idempotency_key, record=record, created_by=actor)
+        note_business_event(record, actor=actor, action="登记", state=RecordState.DRAFT.label,
+                            description=f"{len(staged)} file(s) captured")
+        audit.record_event(Action.RECORD_CREATE, actor=actor, object_type="record", object_id=str(record.pk),
+                           details={"electronic_no": record.electronic_no, "files": len(staged),
+                                    "class": fields["archive_class"].code})
+    return record
+
+
+EDITABLE = ("title", "responsible", "doc_number", "date", "security_level", "retention", "open_status",
+            "organization", "metadata")
+
+
+def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Record:
+    """Change the description of a draft or submitted record. Archived records are immutable (PRE-07)."""
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise ValidationError(f"cannot change {', '.join(unknown)}; editable fields are {', '.join(EDITABLE)}",
+                              field=unknown[0])
+    with transaction.atomic():
+        record = Record.objects.select_for_update().select_related("archive_class", "department").filter(
+            pk=record_id).first()
+        if record is None:
+            raise NotFound(f"record {record_id} does not exist")
+        require(actor, Action.RECORD_UPDATE, record)
+        if record.state not in {RecordState.DRAFT, RecordState.SUBMITTED}:
+            raise Conflict(f"record {record.electronic_no} is {record.state}; only drafts can be edited",
+                           field="state")
+        current = {
+            "class_code": record.archive_class.code, "department_code": record.department.code,
+            "title": record.title, "date": record.date, "responsible": record.responsible,
+            "doc_number": record.doc_number, "security_level": record.security_level, "retention": record.retention,
+            "open_status": record.open_status, "organization": record.organization, "metadata": record.metadata,
+        }
+        merged = _validated(Description(**{**current, **changes}))
+        before = {k: str(current[k]) for k in changes if k in current}
+        for key in EDITABLE:
+            setattr(record, key, merged[key])
+        record.year = merged["year"]
+        record.save()
+        note_business_event(record, actor=actor, action="著录修改", state=record.get_state_display(),
+                            description=", ".join(sorted(changes)))
+        audit.record_event(Action.RECORD_UPDATE, actor=actor, object_type="record", object_id=str(record.pk),
+                           details={"changed": sorted(changes), "before": before})
+    return record

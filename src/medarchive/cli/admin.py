@@ -1,0 +1,120 @@
+"""init, department, user and token commands."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from medarchive.cli import runtime
+from medarchive.cli.output import console, emit_json, fail
+
+department_app = typer.Typer(help="Hospital departments.", no_args_is_help=True)
+user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for hospital systems and scripts.", no_args_is_help=True)
+
+
+def initialise() -> dict[str, str]:
+    """Create tables, the fonds, the shipped classification scheme and retention table, and the key file."""
+    runtime.setup(migrate=True)
+    from django.conf import settings
+
+    from medarchive.archiving.services import install_defaults
+    from medarchive.core.services import ensure_fonds
+    from medarchive.preservation.services import blob_store
+
+    fonds = ensure_fonds()
+    scheme, table = install_defaults(fonds)
+    blob_store()  # creates the key file on first use
+    return {"data_dir": str(settings.CONFIG.data_dir), "fonds": fonds.code, "scheme": scheme.version,
+            "retention_table": table.version, "database": settings.CONFIG.database_url.split("@")[-1]}
+
+
+def init(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Create (or bring up to date) the archive in the data directory. Safe to run again."""
+    summary = initialise()
+    if json_out:
+        emit_json(summary)
+        return
+    console.print(f"[green]✓[/] archive ready in {summary['data_dir']} (fonds {summary['fonds']}, "
+                  f"scheme {summary['scheme']}, retention table {summary['retention_table']})")
+
+
+@department_app.command("add")
+@runtime.handles_errors
+def department_add(code: str, name: str,
+                   as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None) -> None:
+    """Add a department: CODE NAME."""
+    runtime.setup()
+    runtime.ensure_initialised()
+    from medarchive.core.services import add_department
+
+    department = add_department(code, name, actor=runtime.actor(as_user))
+    console.print(f"[green]✓[/] department {department.code} {department.name}")
+
+
+@user_app.command("add")
+@runtime.handles_errors
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="sysadmin, secadmin, auditor, archivist, officer, clinician, "
+                                           "researcher or viewer.")],
+    department: Annotated[str | None, typer.Option(help="Department code.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    display_name: Annotated[str, typer.Option(help="Full name shown in the UI.")] = "",
+    as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None,
+) -> None:
+    """Add a user account."""
+    runtime.setup()
+    runtime.ensure_initialised()
+    from medarchive.security.services import add_user
+
+    if not password_stdin:
+        fail("pass the password on stdin with --password-stdin (it must not appear in the process list)",
+             code=2, field="--password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = add_user(username, actor=runtime.actor(as_user), role=role, password=password,
+                    department_code=department, display_name=display_name)
+    console.print(f"[green]✓[/] user {user.username} ({user.role})")
+
+
+@token_app.command("create")
+@runtime.handles_errors
+def token_create(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for, e.g. the calling system.")] = "cli",
+    scope: Annotated[list[str] | None, typer.Option(help="Limit to an action such as record:create.")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+    as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None,
+) -> None:
+    """Create an API token for USERNAME; the secret is printed once."""
+    runtime.setup()
+    runtime.ensure_initialised()
+    from medarchive.security.services import create_token
+
+    user = runtime.actor(username)
+    token, raw = create_token(user, actor=runtime.actor(as_user), name=name, scopes=scope or [])
+    if json_out:
+        emit_json({"id": token.pk, "user": username, "name": name, "token": raw, "scopes": token.scopes})
+    else:
+        print(raw)
+
+
+@token_app.command("revoke")
+@runtime.handles_errors
+def token_revoke(token_id: int,
+                 as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None) -> None:
+    """Revoke an API token by id."""
+    runtime.setup()
+    from medarchive.security.services import revoke_token
+
+    revoke_token(token_id, actor=runtime.actor(as_user))
+    console.print(f"[green]✓[/] token {token_id} revoked")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(department_app, name="department")
+    app.add_typer(user_app, name="user")
+    app.add_typer(token_app, name="token")

@@ -1,0 +1,151 @@
+"""The one place that reads the environment.
+
+Every setting is `MEDARCHIVE_*` (plus `DATABASE_URL`), typed here, with a default
+that makes the embedded single-machine setup work. In production mode
+(`MEDARCHIVE_ENV=production`) a missing mandatory secret is a loud startup failure
+instead of a generated file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from medarchive.archiving.archival_code import DEFAULT_PATTERN as DEFAULT_ARCHIVAL_CODE_PATTERN
+from medarchive.core.errors import ConfigurationError
+
+PREFIX = "MEDARCHIVE_"
+DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(PREFIX + name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{PREFIX}{name} must be an integer, got {raw!r}", field=PREFIX + name) from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{PREFIX}{name} must be true or false, got {raw!r}", field=PREFIX + name)
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    debug: bool
+    allowed_hosts: tuple[str, ...]
+    storage: str
+    s3_bucket: str | None
+    s3_endpoint_url: str | None
+    s3_prefix: str
+    cipher: str
+    master_key: str | None
+    key_file: Path
+    max_upload_bytes: int
+    session_idle_seconds: int
+    lockout_attempts: int
+    lockout_minutes: int
+    language: str
+    fonds_code: str
+    fonds_name: str
+    audit_hash: str
+    archival_code_pattern: str
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _secret_key(env: str, data_dir: Path) -> str:
+    explicit = _env("SECRET_KEY")
+    if explicit:
+        return explicit
+    if env == "production":
+        raise ConfigurationError(f"{PREFIX}SECRET_KEY is missing and has no default in production mode")
+    # Embedded mode: generate once and keep it beside the data it protects.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(50)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(value)
+    return value
+
+
+def load() -> Config:
+    env = _env("ENV", "embedded") or "embedded"
+    if env not in {"embedded", "production", "test"}:
+        raise ConfigurationError(f"{PREFIX}ENV must be embedded, production or test, got {env!r}")
+    data_dir = Path(_env("DATA_DIR", "medarchive-data") or "medarchive-data").expanduser().resolve()
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'medarchive.sqlite3'}"
+    storage = _env("STORAGE", "local") or "local"
+    if storage not in {"local", "s3"}:
+        raise ConfigurationError(f"{PREFIX}STORAGE must be local or s3, got {storage!r}")
+    cipher = _env("CIPHER", "aes-256-gcm") or "aes-256-gcm"
+    if cipher not in {"aes-256-gcm", "sm4-gcm"}:
+        raise ConfigurationError(f"{PREFIX}CIPHER must be aes-256-gcm or sm4-gcm, got {cipher!r}")
+    s3_bucket = _env("S3_BUCKET")
+    if storage == "s3" and not s3_bucket:
+        raise ConfigurationError(f"{PREFIX}S3_BUCKET is required when {PREFIX}STORAGE=s3")
+    master_key = _env("MASTER_KEY")
+    if env == "production" and not master_key and not _env("KEY_FILE"):
+        raise ConfigurationError(f"{PREFIX}MASTER_KEY or {PREFIX}KEY_FILE is required in production mode")
+    audit_hash = _env("AUDIT_HASH", "sm3") or "sm3"
+    if audit_hash not in {"sm3", "sha256"}:
+        raise ConfigurationError(f"{PREFIX}AUDIT_HASH must be sm3 or sha256, got {audit_hash!r}")
+    hosts = _env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver") or ""
+    return Config(
+        env=env,
+        data_dir=data_dir,
+        database_url=database_url,
+        secret_key=_secret_key(env, data_dir),
+        debug=_env_bool("DEBUG", False),
+        allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+        storage=storage,
+        s3_bucket=s3_bucket,
+        s3_endpoint_url=_env("S3_ENDPOINT_URL"),
+        s3_prefix=_env("S3_PREFIX", "") or "",
+        cipher=cipher,
+        master_key=master_key,
+        key_file=Path(_env("KEY_FILE") or data_dir / "keys.json").expanduser(),
+        max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD),
+        session_idle_seconds=_env_int("SESSION_IDLE_SECONDS", 15 * 60),
+        lockout_attempts=_env_int("LOCKOUT_ATTEMPTS", 5),
+        lockout_minutes=_env_int("LOCKOUT_MINUTES", 30),
+        language=_env("LANGUAGE", "zh-hans") or "zh-hans",
+        fonds_code=_env("FONDS_CODE", "Z001") or "Z001",
+        fonds_name=_env("FONDS_NAME", "示范医院") or "示范医院",
+        audit_hash=audit_hash,
+        archival_code_pattern=_env("ARCHIVAL_CODE_PATTERN", DEFAULT_ARCHIVAL_CODE_PATTERN)
+        or DEFAULT_ARCHIVAL_CODE_PATTERN,
+    )

@@ -1,0 +1,1 @@
+"""Shared kernel: fonds, departments, sequences, errors, clock, text rules."""

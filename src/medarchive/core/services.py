@@ -1,0 +1,37 @@
+"""Fonds and departments."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from medarchive.core.errors import Conflict, ValidationError
+from medarchive.core.models import Department, Fonds
+from medarchive.security import audit
+from medarchive.security.models import User
+from medarchive.security.permissions import require
+from medarchive.security.roles import Action
+
+
+def ensure_fonds() -> Fonds:
+    fonds, _ = Fonds.objects.get_or_create(code=settings.CONFIG.fonds_code,
+                                           defaults={"name": settings.CONFIG.fonds_name})
+    return fonds
+
+
+def add_department(code: str, name: str, *, actor: User | None) -> Department:
+    """Create a department. `actor=None` only for local bootstrap (init/demo)."""
+    if actor is not None:
+        require(actor, Action.DEPARTMENT_MANAGE)
+    code, name = code.strip(), name.strip()
+    if not code or not name:
+        raise ValidationError("department code and name are required", field="code" if not code else "name")
+    if not code.replace("_", "").isalnum():
+        raise ValidationError(f"department code {code!r} may hold only letters, digits and _", field="code")
+    if Department.objects.filter(code=code).exists():
+        raise Conflict(f"department {code!r} already exists", field="code")
+    with transaction.atomic():
+        department = Department.objects.create(code=code, name=name, fonds=ensure_fonds())
+        audit.record_event(Action.DEPARTMENT_MANAGE, actor=actor, object_type="department", object_id=code,
+                           details={"op": "add", "name": name})
+    return department

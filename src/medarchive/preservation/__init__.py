@@ -1,0 +1,1 @@
+"""Preservation: encrypted content-addressed storage, fixity, PREMIS events, key rotation."""

@@ -1,0 +1,247 @@
+"""Storing, reading, checking and re-keying content. The only module that talks to the blob store.
+
+Write protocol (crash safety, issue #2 item 10): a staged blob is encrypted to the
+store's staging area; its row is claimed as `pending` (owner = host:pid) in a short
+transaction; the file is committed; the record transaction marks it `stored`. A
+writer killed at any point leaves either staging debris or a pending row with a dead
+owner; `recover()` removes both, so no blob ever outlives a failed record.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from medarchive.core import clock
+from medarchive.core.errors import Conflict, NotFound
+from medarchive.preservation.blobstore import BlobStore, StagedBlob
+from medarchive.preservation.crypto import CipherSuite
+from medarchive.preservation.keys import KeyRing
+from medarchive.preservation.models import Blob, PreservationEvent
+from medarchive.preservation.storage.base import BlobStorage
+from medarchive.security import audit
+from medarchive.security.models import User
+from medarchive.security.permissions import require
+from medarchive.security.roles import Action
+
+AGENT = "medarchive"
+RECOVERY_GRACE_SECONDS = 3600
+
+
+def _keyring() -> KeyRing:
+    config = settings.CONFIG
+    if config.master_key:
+        return KeyRing.from_secret(config.master_key)
+    return KeyRing.load_or_create(config.key_file)
+
+
+def _storage() -> BlobStorage:
+    config = settings.CONFIG
+    if config.storage == "s3":
+        from medarchive.preservation.storage.s3 import S3Storage  # boto3 loads only when configured
+
+        return S3Storage(bucket=config.s3_bucket or "", prefix=config.s3_prefix, endpoint_url=config.s3_endpoint_url)
+    from medarchive.preservation.storage.local import LocalStorage
+
+    return LocalStorage(config.blob_dir)
+
+
+@cache
+def blob_store() -> BlobStore:
+    return BlobStore(_storage(), _keyring(), suite=CipherSuite(settings.CONFIG.cipher))
+
+
+def reset_blob_store() -> None:
+    """Forget the cached store (tests and `keys rotate` reload the key file)."""
+    blob_store.cache_clear()
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(staged: StagedBlob) -> Blob:
+    """Make `staged` durable, or drop it when identical content is already stored.
+
+    Returns the Blob row to link to. Runs its own short transaction, so call it *before*
+    the record transaction; `settle()` then marks owned rows stored inside that transaction.
+    """
+    with transaction.atomic():
+        row, created = Blob.objects.select_for_update().get_or_create(
+            address=staged.address,
+            defaults={"size": staged.size, "sha256": staged.sha256, "sm3": staged.sm3, "suite": staged.suite,
+                      "key_id": staged.key_id, "wrapped_key": staged.wrapped_key, "stored_size": staged.stored_size,
+                      "state": Blob.PENDING, "owner": _owner()},
+        )
+    if not created:
+        staged.discard()
+        if row.state != Blob.STORED:
+            raise Conflict("the same content is being stored by another writer; retry in a moment",
+                           address=row.address)
+        return row
+    try:
+        staged.commit()
+    except BaseException:
+        Blob.objects.filter(pk=row.pk, state=Blob.PENDING).delete()
+        raise
+    return row
+
+
+def settle(blobs: Iterable[Blob]) -> None:
+    """Inside the record transaction: owned pending rows become stored with the record."""
+    pending = [b.address for b in blobs if b.state == Blob.PENDING]
+    if pending:
+        Blob.objects.filter(address__in=pending, state=Blob.PENDING).update(state=Blob.STORED, owner="")
+
+
+def release(blobs: Iterable[Blob]) -> None:
+    """After a failed record transaction: delete the files and rows this writer claimed."""
+    for blob in blobs:
+        if blob.state == Blob.PENDING and blob.owner == _owner() and not blob.components.exists():
+            blob_store().storage.delete_if_exists(blob.address)
+            Blob.objects.filter(pk=blob.pk, state=Blob.PENDING).delete()
+
+
+def note_event(event_type: str, *, outcome: str, detail: str = "", blob: Blob | None = None,
+               component: Any = None, actor: User | None = None) -> PreservationEvent:
+    return PreservationEvent.objects.create(
+        event_type=event_type, at=clock.now(), outcome=outcome, detail=detail, blob=blob, component=component,
+        agent=actor.username if actor else f"{AGENT}/{__import__('medarchive').__version__}", actor=actor,
+    )
+
+
+def open_blob(blob: Blob) -> Iterator[bytes]:
+    """Decrypted, chunk-verified content. Callers check permission and audit the read first."""
+    return blob_store().open(blob.address, key_id=blob.key_id, wrapped_key=bytes(blob.wrapped_key))
+
+
+@dataclass
+class RecoveryReport:
+    staging_removed: int = 0
+    pending_reclaimed: list[str] = field(default_factory=list)
+
+
+def _owner_is_dead(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover(*, grace_seconds: int = RECOVERY_GRACE_SECONDS) -> RecoveryReport:
+    """Remove what interrupted writers left: staging debris and pending blobs nobody will settle."""
+    report = RecoveryReport(staging_removed=blob_store().storage.cleanup_staging())
+    cutoff = clock.now().timestamp() - grace_seconds
+    for blob in Blob.objects.filter(state=Blob.PENDING):
+        if blob.components.exists():
+            continue
+        if _owner_is_dead(blob.owner) or blob.created_at.timestamp() < cutoff:
+            blob_store().storage.delete_if_exists(blob.address)
+            Blob.objects.filter(pk=blob.pk, state=Blob.PENDING).delete()
+            report.pending_reclaimed.append(blob.address)
+    return report
+
+
+@dataclass
+class FixityProblem:
+    address: str
+    files: list[str]
+    problems: list[str]
+
+
+@dataclass
+class FixityReport:
+    checked: int = 0
+    failed: list[FixityProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checked": self.checked,
+                "failed": [{"address": f.address, "files": f.files, "problems": f.problems} for f in self.failed]}
+
+
+def verify_fixity(
+    *, actor: User | None, record_id: Any = None, sample: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FixityReport:
+    """Decrypt and re-hash stored copies (CAP-04, PRE-02); one PREMIS fixity event per blob checked.
+
+    `actor=None` is the scheduled worker. A mismatch is reported, never repaired here.
+    """
+    if actor is not None:
+        require(actor, Action.FIXITY_VERIFY)
+    blobs = Blob.objects.filter(state=Blob.STORED).order_by("address")
+    if record_id is not None:
+        blobs = blobs.filter(components__record_id=record_id).distinct()
+        if not blobs.exists():
+            raise NotFound(f"record {record_id} has no stored files")
+    addresses = list(blobs.values_list("address", flat=True))
+    if sample is not None and sample < len(addresses):
+        addresses = sorted(random.SystemRandom().sample(addresses, sample))
+    report = FixityReport()
+    store = blob_store()
+    for index, address in enumerate(addresses, start=1):
+        blob = Blob.objects.get(pk=address)
+        result = store.verify(address, key_id=blob.key_id, wrapped_key=bytes(blob.wrapped_key),
+                              expected_sha256=blob.sha256, expected_sm3=blob.sm3, expected_size=blob.size)
+        report.checked += 1
+        files = [f"{c.record.electronic_no}/{c.filename}" for c in blob.components.select_related("record")]
+        with transaction.atomic():
+            Blob.objects.filter(pk=address).update(last_fixity_at=clock.now(), last_fixity_ok=result.ok)
+            note_event(PreservationEvent.FIXITY_CHECK, outcome="success" if result.ok else "failure",
+                       detail="; ".join(result.problems) or f"sha256 {blob.sha256} sm3 {blob.sm3}", blob=blob,
+                       actor=actor)
+        if not result.ok:
+            report.failed.append(FixityProblem(address=address, files=files, problems=result.problems))
+        if progress:
+            progress(index, len(addresses))
+    with transaction.atomic():
+        audit.record_event(Action.FIXITY_VERIFY, actor=actor, object_type="record" if record_id else "store",
+                           object_id=str(record_id or ""), result="success" if report.ok else "failure",
+                           details={"checked": report.checked, "failed": [f.address for f in report.failed]})
+    return report
+
+
+def rotate_keys(*, actor: User | None, progress: Callable[[int, int], None] | None = None) -> tuple[str, int]:
+    """Add a new master key and re-wrap every data key under it. Content is not re-encrypted:
+    only the wrapped keys change, so rotation is quick and the blobs stay byte-identical."""
+    if actor is not None:
+        require(actor, Action.KEYS_ROTATE)
+    config = settings.CONFIG
+    if config.master_key:
+        raise Conflict("the master key comes from MEDARCHIVE_MASTER_KEY; rotate it in your key manager and "
+                       "set the new key ring there", field="MEDARCHIVE_MASTER_KEY")
+    store = blob_store()
+    new_key_id = store.keyring.rotate(config.key_file)
+    rows = list(Blob.objects.exclude(key_id=new_key_id).values_list("address", flat=True))
+    for index, address in enumerate(rows, start=1):
+        with transaction.atomic():
+            blob = Blob.objects.select_for_update().get(pk=address)
+            key_id, wrapped = store.rewrap(blob.key_id, bytes(blob.wrapped_key))
+            blob.key_id, blob.wrapped_key = key_id, wrapped
+            blob.save(update_fields=["key_id", "wrapped_key"])
+            note_event(PreservationEvent.KEY_ROTATION, outcome="success", detail=f"re-wrapped under {key_id}",
+                       blob=blob, actor=actor)
+        if progress:
+            progress(index, len(rows))
+    with transaction.atomic():
+        audit.record_event(Action.KEYS_ROTATE, actor=actor, object_type="keyring", object_id=new_key_id,
+                           details={"rewrapped": len(rows)})
+    return new_key_id, len(rows)

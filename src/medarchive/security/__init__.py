@@ -1,0 +1,1 @@
+"""Identities, roles, the permission choke point, API tokens and the hash-chained audit trail."""

@@ -1,0 +1,87 @@
+"""Writing and verifying the audit trail (SEC-04).
+
+`record_event` must run inside the caller's transaction, so the entry commits or rolls
+back together with the change it describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from medarchive.core import clock
+from medarchive.security import chain, context
+from medarchive.security.models import AuditEntry, AuditHead, User
+from medarchive.security.roles import Action
+
+
+def record_event(
+    action: Action | str,
+    *,
+    actor: User | None,
+    object_type: str = "",
+    object_id: str = "",
+    result: str = "success",
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit.record_event() must run inside the transaction of the change it records")
+    AuditHead.objects.bulk_create([AuditHead(id=1)], ignore_conflicts=True)
+    head = AuditHead.objects.select_for_update().get(id=1)
+    entry = chain.ChainEntry(
+        seq=head.seq + 1,
+        at=clock.now(),
+        actor_id=actor.pk if actor else None,
+        actor_name=actor.username if actor else "system",
+        action=str(action),
+        object_type=object_type,
+        object_id=str(object_id),
+        result=result,
+        source=context.source.get(),
+        details=details or {},
+        algorithm=settings.CONFIG.audit_hash,
+        prev_hash=head.entry_hash,
+    )
+    sealed = chain.seal(entry)
+    row = AuditEntry.objects.create(
+        seq=entry.seq,
+        at=entry.at,
+        actor_id=entry.actor_id,
+        actor_name=entry.actor_name,
+        action=entry.action,
+        object_type=entry.object_type,
+        object_id=entry.object_id,
+        result=entry.result,
+        source=entry.source,
+        details=entry.details,
+        algorithm=entry.algorithm,
+        prev_hash=entry.prev_hash,
+        entry_hash=sealed,
+    )
+    head.seq, head.entry_hash = entry.seq, sealed
+    head.save(update_fields=["seq", "entry_hash"])
+    return row
+
+
+def record_denial(action: Action | str, *, actor: User | None, object_type: str, object_id: str, reason: str) -> None:
+    """Refusals are audited in their own transaction: the refused change itself rolled back."""
+    with transaction.atomic():
+        record_event(action, actor=actor, object_type=object_type, object_id=object_id, result="denied",
+                     details={"reason": reason})
+
+
+def _entries() -> Iterator[chain.ChainEntry]:
+    for row in AuditEntry.objects.order_by("seq").iterator(chunk_size=2000):
+        yield chain.ChainEntry(
+            seq=row.seq, at=row.at, actor_id=row.actor_id, actor_name=row.actor_name, action=row.action,
+            object_type=row.object_type, object_id=row.object_id, result=row.result, source=row.source,
+            details=row.details, algorithm=row.algorithm, prev_hash=row.prev_hash, entry_hash=row.entry_hash,
+        )
+
+
+def verify_chain() -> chain.ChainReport:
+    head = AuditHead.objects.filter(id=1).first()
+    return chain.verify(_entries(), head_seq=head.seq if head else 0, head_hash=head.entry_hash if head else chain.GENESIS)

@@ -1,0 +1,83 @@
+"""Users, API tokens and the append-only audit trail."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from medarchive.core.models import Department
+from medarchive.security.roles import Role
+
+
+class User(AbstractUser):
+    """A person or system account. One role each keeps the separation of duties legible."""
+
+    role = models.CharField(_("角色"), max_length=16, choices=[(r.value, r.value) for r in Role])
+    department = models.ForeignKey(
+        Department, verbose_name=_("部门"), null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    display_name = models.CharField(_("姓名"), max_length=100, blank=True)
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+    def __str__(self) -> str:
+        return self.display_name or self.username
+
+
+class ApiToken(models.Model):
+    """A bearer token for a hospital system or script. Only its SHA-256 is stored."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, db_index=True)  # shown in listings; not a secret
+    digest = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)  # empty list = every action the user's role allows
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+
+class AuditEntry(models.Model):
+    """One audited event. Rows are never updated or deleted (database triggers refuse it).
+
+    `entry_hash` = H(prev_hash || canonical JSON of the other fields), H = SM3 by default,
+    so editing, deleting or re-ordering any row breaks the chain at that row.
+    """
+
+    seq = models.BigIntegerField(unique=True)
+    at = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True)
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=32, blank=True)
+    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    result = models.CharField(max_length=16)  # success | denied | failure
+    source = models.CharField(max_length=64, blank=True)  # IP address or "cli"
+    details = models.JSONField(default=dict)
+    algorithm = models.CharField(max_length=8)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.result}"
+
+
+class AuditHead(models.Model):
+    """The chain's tip, locked by every writer: serialises appends and detects a cut-off tail."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    entry_hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"head #{self.seq}"

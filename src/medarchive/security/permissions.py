@@ -1,0 +1,87 @@
+"""The one permission choke point.
+
+`require(actor, action, obj)` is the first line of every service; `visible_to(actor)`
+is the only way list and search queries see records, so a list can never show what a
+`require` would refuse.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from django.db.models import Q
+
+from medarchive.core.errors import NotAuthenticated, PermissionDenied
+from medarchive.security import context
+from medarchive.security.roles import Action, Role, Scope, is_record_action, may_system, record_scope
+
+if TYPE_CHECKING:
+    from medarchive.security.models import User
+
+OPEN = "开放"
+
+
+class DepartmentOwned(Protocol):
+    department_id: Any
+    open_status: str
+    pk: Any
+
+
+def _active(actor: User | None) -> User:
+    if actor is None or not actor.is_authenticated or not actor.is_active:
+        raise NotAuthenticated("authentication required")
+    return actor
+
+
+def record_allows(actor: User, action: Action, record: DepartmentOwned | None, *, department_id: Any = None) -> bool:
+    scope = record_scope(Role(actor.role), action)
+    if scope is Scope.ALL:
+        return True
+    if scope is Scope.DEPARTMENT:
+        dept = record.department_id if record is not None else department_id
+        return actor.department_id is not None and (dept is None or dept == actor.department_id)
+    if scope is Scope.OPEN:
+        return record is None or record.open_status == OPEN
+    return False
+
+
+def can(actor: User | None, action: Action, obj: DepartmentOwned | None = None, *, department_id: Any = None) -> bool:
+    try:
+        user = _active(actor)
+    except NotAuthenticated:
+        return False
+    if is_record_action(action):
+        return record_allows(user, action, obj, department_id=department_id)
+    return may_system(Role(user.role), action)
+
+
+def require(actor: User | None, action: Action, obj: DepartmentOwned | None = None, *, department_id: Any = None) -> User:
+    """Return the actor when allowed; raise PermissionDenied (naming the action) otherwise."""
+    user = _active(actor)
+    scopes = context.token_scopes.get()
+    if scopes and action.value not in scopes:
+        raise PermissionDenied(f"this API token is not scoped for {action.value}", action=action.value)
+    if not can(user, action, obj, department_id=department_id):
+        raise PermissionDenied(
+            f"{user.username} ({user.role}) may not {action.value}",
+            action=action.value,
+            object_id=str(obj.pk) if obj is not None else "",
+            actor_id=user.pk,
+        )
+    return user
+
+
+def visible_to(actor: User | None, action: Action = Action.RECORD_LIST) -> Q:
+    """The filter every record query goes through."""
+    try:
+        user = _active(actor)
+    except NotAuthenticated:
+        return Q(pk__in=[])
+    scope = record_scope(Role(user.role), action)
+    if scope is Scope.ALL:
+        return Q()
+    if scope is Scope.DEPARTMENT and user.department_id is not None:
+        return Q(department_id=user.department_id)
+    if scope is Scope.OPEN:
+        return Q(open_status=OPEN)
+    return Q(pk__in=[])

@@ -1,0 +1,106 @@
+"""Roles and the actions they may take. Pure data, no Django import.
+
+The three separated administrators (三员分立, SEC-02) never overlap: the system admin
+runs the system but cannot read or touch the audit log nor read record content; the
+security admin manages identities and roles; the auditor reads and verifies the audit
+log and changes nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    SYSADMIN = "sysadmin"
+    SECADMIN = "secadmin"
+    AUDITOR = "auditor"
+    ARCHIVIST = "archivist"
+    OFFICER = "officer"
+    CLINICIAN = "clinician"
+    RESEARCHER = "researcher"
+    VIEWER = "viewer"
+
+
+class Action(StrEnum):
+    """Everything a permission is asked for, and the audit vocabulary (`area:object:verb`)."""
+
+    RECORD_CREATE = "record:create"
+    RECORD_UPDATE = "record:update"
+    RECORD_SUBMIT = "record:submit"
+    RECORD_ACCEPT = "record:accept"
+    RECORD_ARCHIVE = "record:archive"
+    RECORD_HOLD = "record:hold"
+    RECORD_LIST = "record:list"
+    RECORD_METADATA_READ = "record:metadata:read"
+    RECORD_CONTENT_READ = "record:content:read"
+    RECORD_PATIENT_READ = "record:patient:read"
+    DEPARTMENT_MANAGE = "department:manage"
+    USER_MANAGE = "user:manage"
+    ROLE_ASSIGN = "user:role:assign"
+    TOKEN_MANAGE = "token:manage"
+    AUDIT_READ = "audit:read"
+    AUDIT_VERIFY = "audit:verify"
+    FIXITY_VERIFY = "fixity:verify"
+    KEYS_ROTATE = "keys:rotate"
+    SYSTEM_CONFIGURE = "system:configure"
+
+
+class Scope(StrEnum):
+    """How far a record permission reaches."""
+
+    ALL = "all"
+    DEPARTMENT = "department"  # records of the actor's own department
+    OPEN = "open"  # records whose 开放标识 is 开放
+    NONE = "none"
+
+
+# Record-scoped actions: how far each role reaches.
+_RECORD_ACTIONS = {
+    Action.RECORD_CREATE,
+    Action.RECORD_UPDATE,
+    Action.RECORD_SUBMIT,
+    Action.RECORD_ACCEPT,
+    Action.RECORD_ARCHIVE,
+    Action.RECORD_HOLD,
+    Action.RECORD_LIST,
+    Action.RECORD_METADATA_READ,
+    Action.RECORD_CONTENT_READ,
+    Action.RECORD_PATIENT_READ,
+}
+
+_READ = {Action.RECORD_LIST, Action.RECORD_METADATA_READ, Action.RECORD_CONTENT_READ}
+
+RECORD_GRANTS: dict[Role, dict[Action, Scope]] = {
+    Role.ARCHIVIST: {action: Scope.ALL for action in _RECORD_ACTIONS},
+    Role.OFFICER: {
+        **{a: Scope.DEPARTMENT for a in _READ},
+        Action.RECORD_CREATE: Scope.DEPARTMENT,
+        Action.RECORD_UPDATE: Scope.DEPARTMENT,
+        Action.RECORD_SUBMIT: Scope.DEPARTMENT,
+        Action.RECORD_PATIENT_READ: Scope.DEPARTMENT,
+    },
+    Role.CLINICIAN: {**{a: Scope.DEPARTMENT for a in _READ}, Action.RECORD_PATIENT_READ: Scope.DEPARTMENT},
+    Role.RESEARCHER: {a: Scope.OPEN for a in _READ},
+    Role.VIEWER: {Action.RECORD_LIST: Scope.DEPARTMENT, Action.RECORD_METADATA_READ: Scope.DEPARTMENT},
+}
+
+SYSTEM_GRANTS: dict[Role, set[Action]] = {
+    Role.SYSADMIN: {Action.DEPARTMENT_MANAGE, Action.USER_MANAGE, Action.TOKEN_MANAGE, Action.FIXITY_VERIFY,
+                    Action.KEYS_ROTATE, Action.SYSTEM_CONFIGURE},
+    Role.SECADMIN: {Action.ROLE_ASSIGN, Action.USER_MANAGE, Action.TOKEN_MANAGE},
+    Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.FIXITY_VERIFY},
+    Role.ARCHIVIST: {Action.FIXITY_VERIFY},
+}
+
+
+def is_record_action(action: Action) -> bool:
+    return action in _RECORD_ACTIONS
+
+
+def record_scope(role: Role, action: Action) -> Scope:
+    return RECORD_GRANTS.get(role, {}).get(action, Scope.NONE)
+
+
+def may_system(role: Role, action: Action) -> bool:
+    return action in SYSTEM_GRANTS.get(role, set())

@@ -1,0 +1,123 @@
+"""State changes for identities, tokens and the audit trail. Each audits in its own transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+
+from medarchive.core import clock
+from medarchive.core.errors import Conflict, NotFound, ValidationError
+from medarchive.core.models import Department
+from medarchive.security import audit, chain
+from medarchive.security.models import ApiToken, User
+from medarchive.security.permissions import require
+from medarchive.security.roles import Action, Role
+
+TOKEN_PREFIX = "mda_"
+
+
+def add_user(
+    username: str,
+    *,
+    actor: User | None,
+    role: str,
+    password: str,
+    department_code: str | None = None,
+    display_name: str = "",
+) -> User:
+    """Create an account. `actor=None` only for bootstrap (init/demo) from the local CLI."""
+    if actor is not None:
+        require(actor, Action.USER_MANAGE)
+    try:
+        role_value = Role(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise ValidationError(f"unknown role {role!r}; choose one of {allowed}", field="role") from None
+    if role_value in {Role.OFFICER, Role.CLINICIAN, Role.VIEWER} and not department_code:
+        raise ValidationError(f"role {role_value} needs a department", field="department")
+    department = None
+    if department_code:
+        department = Department.objects.filter(code=department_code).first()
+        if department is None:
+            raise ValidationError(f"unknown department {department_code!r}", field="department")
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"user {username!r} already exists", field="username")
+    candidate = User(username=username, role=role_value.value, department=department, display_name=display_name)
+    try:
+        validate_password(password, candidate)
+    except DjangoValidationError as exc:
+        raise ValidationError("; ".join(exc.messages), field="password") from None
+    with transaction.atomic():
+        candidate.set_password(password)
+        candidate.save()
+        audit.record_event(Action.USER_MANAGE, actor=actor, object_type="user", object_id=str(candidate.pk),
+                           details={"op": "add", "username": username, "role": role_value.value,
+                                    "department": department_code or ""})
+    return candidate
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def create_token(
+    user: User, *, actor: User | None, name: str = "cli", scopes: list[str] | None = None,
+    expires_at: dt.datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Return the token row and the raw secret; the secret is shown once and never stored."""
+    if actor is not None:
+        require(actor, Action.TOKEN_MANAGE)
+    for scope in scopes or []:
+        if scope not in {a.value for a in Action}:
+            raise ValidationError(f"unknown scope {scope!r}", field="scopes")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user, name=name, prefix=raw[:12], digest=_digest(raw), scopes=scopes or [], expires_at=expires_at
+        )
+        audit.record_event(Action.TOKEN_MANAGE, actor=actor, object_type="token", object_id=str(token.pk),
+                           details={"op": "create", "user": user.username, "name": name})
+    return token, raw
+
+
+def revoke_token(token_id: int, *, actor: User | None) -> None:
+    if actor is not None:
+        require(actor, Action.TOKEN_MANAGE)
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().filter(pk=token_id).first()
+        if token is None:
+            raise NotFound(f"token {token_id} does not exist")
+        token.revoked_at = clock.now()
+        token.save(update_fields=["revoked_at"])
+        audit.record_event(Action.TOKEN_MANAGE, actor=actor, object_type="token", object_id=str(token_id),
+                           details={"op": "revoke"})
+
+
+def authenticate_token(raw: str) -> tuple[User, ApiToken] | None:
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(digest=_digest(raw)).first()
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    now = clock.now()
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    # Touch at most once a minute: a token used in a hot loop should not write on every call.
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user, token
+
+
+def verify_audit(*, actor: User | None) -> chain.ChainReport:
+    if actor is not None:
+        require(actor, Action.AUDIT_VERIFY)
+    report = audit.verify_chain()
+    with transaction.atomic():
+        audit.record_event(Action.AUDIT_VERIFY, actor=actor, object_type="audit",
+                           result="success" if report.ok else "failure", details=report.as_dict())
+    return report

@@ -1,0 +1,21 @@
+"""URLs of the web UI."""
+
+from django.urls import path
+from django.views.i18n import set_language
+
+from medarchive.access import views as access_views
+from medarchive.archiving import views as archiving_views
+from medarchive.capture import views as capture_views
+from medarchive.security import views as security_views
+
+urlpatterns = [
+    path("", access_views.dashboard, name="dashboard"),
+    path("login/", security_views.login_view, name="login"),
+    path("logout/", security_views.logout_view, name="logout"),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("records/", access_views.record_list, name="record-list"),
+    path("records/new/", capture_views.upload, name="record-new"),
+    path("records/<uuid:record_id>/", access_views.record_detail, name="record-detail"),
+    path("records/<uuid:record_id>/files/<int:sequence>/", access_views.download, name="record-file"),
+    path("records/<uuid:record_id>/<str:step>/", archiving_views.transition, name="record-transition"),
+]
