@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -25,3 +26,12 @@ class CharacterClassValidator:
 
     def get_help_text(self) -> str:
         return _("密码须至少包含小写字母、大写字母、数字、符号中的三类。")
+
+
+class TestArgon2PasswordHasher(Argon2PasswordHasher):
+    """Argon2 with minimal cost, used only when MEDARCHIVE_ENV=test so the suite stays quick."""
+
+    algorithm = "argon2"
+    time_cost = 1
+    memory_cost = 1024
+    parallelism = 1

@@ -1,0 +1,55 @@
+"""Shared fixtures: an initialised archive, departments, one user per role, a way to make records."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+PASSWORD = "Correct-Horse-42"
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def archive(db: Any) -> Any:
+    from medarchive.archiving.services import install_defaults
+    from medarchive.core.services import add_department, ensure_fonds
+
+    fonds = ensure_fonds()
+    install_defaults(fonds)
+    add_department("BGS", "院办公室", actor=None)
+    add_department("NK", "内科", actor=None)
+    return fonds
+
+
+@pytest.fixture
+def users(archive: Any) -> dict[str, Any]:
+    from medarchive.security.services import add_user
+
+    spec = {
+        "sysadmin": ("sysadmin", None), "secadmin": ("secadmin", None), "auditor": ("auditor", None),
+        "archivist": ("archivist", None), "officer": ("officer", "BGS"), "officer_nk": ("officer", "NK"),
+        "clinician": ("clinician", "NK"), "researcher": ("researcher", None), "viewer": ("viewer", "BGS"),
+    }
+    return {name: add_user(name, actor=None, role=role, password=PASSWORD, department_code=dept)
+            for name, (role, dept) in spec.items()}
+
+
+@pytest.fixture
+def make_record(users: dict[str, Any]) -> Callable[..., Any]:
+    from medarchive.capture.services import Description, IncomingFile, create_record
+
+    def make(*, actor: Any = None, content: bytes | None = None, filename: str = "通知.pdf",
+             department: str = "BGS", class_code: str = "WS", **fields: Any) -> Any:
+        n = next(_counter)
+        desc = Description(class_code=class_code, department_code=department,
+                           title=fields.pop("title", f"关于第{n}号事项的通知"), date=fields.pop("date", "2025-03-01"),
+                           **fields)
+        body = content if content is not None else b"%PDF-1.7\n" + f"record {n} ".encode() * 50
+        return create_record(desc, [IncomingFile(name=filename, stream=io.BytesIO(body))],
+                             actor=actor or users["archivist"])
+
+    return make

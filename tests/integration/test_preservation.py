@@ -1,0 +1,102 @@
+"""Encryption at rest, fixity, key rotation and crash recovery against the real store."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from medarchive.access.services import read_content
+from medarchive.capture.services import Description, IncomingFile, create_record
+from medarchive.preservation import services as preservation
+from medarchive.preservation.models import Blob, PreservationEvent
+from medarchive.security.models import AuditEntry
+
+
+def _blob_path(address: str) -> Path:
+    return Path(settings.CONFIG.blob_dir) / address[:2] / address[2:4] / address
+
+
+def _ingest(users: dict[str, Any], body: bytes, name: str = "病历.pdf") -> Any:
+    desc = Description(class_code="WS", department_code="BGS", title="出院小结", date="2025-01-02")
+    return create_record(desc, [IncomingFile(name=name, stream=io.BytesIO(body))], actor=users["archivist"])
+
+
+def test_no_plaintext_anywhere_under_the_data_directory(users: dict[str, Any]) -> None:
+    marker = b"PLAINTEXT-MARKER-" + secrets.token_hex(16).encode()
+    body = marker + secrets.token_bytes(300_000) + marker
+    record = _ingest(users, body)
+    window = body[100_000:100_064]
+    hits = []
+    for root, _dirs, files in os.walk(settings.CONFIG.data_dir):
+        for name in files:
+            data = Path(root, name).read_bytes()
+            if marker in data or window in data:
+                hits.append(os.path.join(root, name))
+    assert hits == []
+    assert b"".join(read_content(users["archivist"], record.pk).chunks) == body
+
+
+def test_fixity_passes_then_catches_a_flipped_byte_and_names_the_file(users: dict[str, Any]) -> None:
+    record = _ingest(users, b"%PDF-1.7 " + secrets.token_bytes(5000), name="影像报告.pdf")
+    component = record.components.get()
+    report = preservation.verify_fixity(actor=users["auditor"], record_id=record.pk)
+    assert report.ok and report.checked == 1
+    path = _blob_path(component.blob_id)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = preservation.verify_fixity(actor=users["auditor"], record_id=record.pk)
+    assert not report.ok
+    assert report.failed[0].files == [f"{record.electronic_no}/影像报告.pdf"]
+    events = PreservationEvent.objects.filter(blob_id=component.blob_id, event_type="fixity check")
+    assert list(events.values_list("outcome", flat=True)) == ["success", "failure"]
+    assert Blob.objects.get(pk=component.blob_id).last_fixity_ok is False
+    assert AuditEntry.objects.filter(action="fixity:verify", result="failure").exists()
+
+
+def test_missing_blob_is_a_fixity_failure(users: dict[str, Any]) -> None:
+    record = _ingest(users, b"%PDF-1.7 " + secrets.token_bytes(100))
+    _blob_path(record.components.get().blob_id).unlink()
+    report = preservation.verify_fixity(actor=None, record_id=record.pk)
+    assert not report.ok and report.failed[0].problems
+
+
+def test_key_rotation_rewraps_without_touching_content(users: dict[str, Any]) -> None:
+    body = b"%PDF-1.7 " + secrets.token_bytes(20_000)
+    record = _ingest(users, body)
+    blob = record.components.get().blob
+    before_bytes = _blob_path(blob.address).read_bytes()
+    new_key, count = preservation.rotate_keys(actor=users["sysadmin"])
+    blob.refresh_from_db()
+    assert blob.key_id == new_key and count >= 1
+    assert _blob_path(blob.address).read_bytes() == before_bytes
+    preservation.reset_blob_store()  # a fresh process reads the rotated key file
+    assert b"".join(read_content(users["archivist"], record.pk).chunks) == body
+    assert preservation.verify_fixity(actor=None, record_id=record.pk).ok
+
+
+def test_only_the_right_roles_run_fixity_and_rotation(users: dict[str, Any]) -> None:
+    from medarchive.core.errors import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        preservation.verify_fixity(actor=users["officer"])
+    with pytest.raises(PermissionDenied):
+        preservation.rotate_keys(actor=users["auditor"])
+
+
+def test_recover_reclaims_a_pending_blob_of_a_dead_writer(users: dict[str, Any]) -> None:
+    staged = preservation.blob_store().stage(io.BytesIO(b"orphan " + secrets.token_bytes(64)), max_bytes=None)
+    row = preservation.claim(staged)
+    assert _blob_path(row.address).exists() and row.state == Blob.PENDING
+    Blob.objects.filter(pk=row.pk).update(owner="some-host-that-is-gone:1")
+    assert preservation.recover().pending_reclaimed == []  # another host's writer gets the grace period
+    Blob.objects.filter(pk=row.pk).update(owner=f"{os.uname().nodename}:999999999")
+    report = preservation.recover()
+    assert report.pending_reclaimed == [row.address]
+    assert not _blob_path(row.address).exists() and not Blob.objects.filter(pk=row.pk).exists()

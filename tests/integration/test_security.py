@@ -1,0 +1,132 @@
+"""Audit trail, separation of duties, permission matrix, masking, tokens, lockout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from medarchive.access import queries
+from medarchive.access.services import read_content
+from medarchive.core.errors import NotFound, PermissionDenied
+from medarchive.security import audit
+from medarchive.security.models import AuditEntry
+from medarchive.security.permissions import can
+from medarchive.security.roles import Action
+from medarchive.security.services import authenticate_token, create_token, revoke_token, verify_audit
+
+
+def _drop_audit_guards() -> None:
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("DROP TRIGGER audit_append_only_update")
+            cursor.execute("DROP TRIGGER audit_append_only_delete")
+        else:
+            cursor.execute("DROP TRIGGER audit_append_only_update ON security_auditentry")
+            cursor.execute("DROP TRIGGER audit_append_only_delete ON security_auditentry")
+
+
+def test_every_content_read_is_audited(users: dict[str, Any], make_record: Any) -> None:
+    record = make_record()
+    for _ in range(2):
+        b"".join(read_content(users["archivist"], record.pk).chunks)
+    reads = AuditEntry.objects.filter(action="record:content:read", object_id=str(record.pk))
+    assert reads.count() == 2 and reads.first().actor_name == "archivist"
+
+
+def test_audit_rows_cannot_be_changed_through_the_database(users: dict[str, Any]) -> None:
+    assert AuditEntry.objects.exists()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry.objects.update(actor_name="x")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry.objects.all().delete()
+
+
+def test_audit_verify_catches_an_edited_row_and_names_it(users: dict[str, Any], make_record: Any) -> None:
+    make_record()
+    assert verify_audit(actor=users["auditor"]).ok
+    _drop_audit_guards()  # an attacker with database access
+    victim = AuditEntry.objects.order_by("seq")[2]
+    AuditEntry.objects.filter(pk=victim.pk).update(actor_name="nobody")
+    report = audit.verify_chain()
+    assert not report.ok and report.first_bad_seq == victim.seq
+
+
+def test_audit_verify_catches_a_deleted_row(users: dict[str, Any], make_record: Any) -> None:
+    make_record()
+    _drop_audit_guards()
+    victim = AuditEntry.objects.order_by("seq")[1]
+    AuditEntry.objects.filter(pk=victim.pk).delete()
+    report = audit.verify_chain()
+    assert not report.ok and report.first_bad_seq == victim.seq
+
+
+def test_three_administrators_are_separated(users: dict[str, Any], make_record: Any) -> None:
+    record = make_record()
+    sysadmin, auditor, secadmin = users["sysadmin"], users["auditor"], users["secadmin"]
+    with pytest.raises(PermissionDenied):
+        verify_audit(actor=sysadmin)  # SEC-02: the system admin cannot read the audit log
+    assert not can(sysadmin, Action.AUDIT_READ)
+    assert not can(sysadmin, Action.RECORD_CONTENT_READ, record)
+    assert not can(sysadmin, Action.ROLE_ASSIGN)  # cannot grant rights to themselves
+    assert verify_audit(actor=auditor).ok
+    for action in (Action.RECORD_CREATE, Action.RECORD_UPDATE, Action.RECORD_ARCHIVE, Action.USER_MANAGE,
+                   Action.KEYS_ROTATE):
+        assert not can(auditor, action, record), action  # the auditor changes nothing
+    assert can(secadmin, Action.ROLE_ASSIGN) and not can(secadmin, Action.AUDIT_READ)
+
+
+# role fixture → can it see (BGS record, NK record, NK record marked 开放)
+MATRIX = [
+    ("archivist", (True, True, True)),
+    ("officer", (True, False, False)),
+    ("clinician", (False, True, True)),
+    ("researcher", (False, False, True)),
+    ("viewer", (True, False, False)),
+    ("sysadmin", (False, False, False)),
+    ("auditor", (False, False, False)),
+    ("secadmin", (False, False, False)),
+]
+
+
+@pytest.mark.parametrize(("who", "expected"), MATRIX)
+def test_permission_matrix_lists_and_gets_agree(users: dict[str, Any], make_record: Any, who: str,
+                                               expected: tuple[bool, bool, bool]) -> None:
+    records = (make_record(department="BGS"), make_record(department="NK"),
+               make_record(department="NK", open_status="开放", title="开放的年度报告"))
+    actor = users[who]
+    visible = set(queries.visible_records(actor).values_list("pk", flat=True))
+    for record, allowed in zip(records, expected, strict=True):
+        assert (record.pk in visible) is allowed, (who, record.title)
+        if allowed:
+            assert queries.get_record(actor, record.pk).pk == record.pk
+        else:
+            with pytest.raises(NotFound):  # never reveal that an invisible record exists
+                queries.get_record(actor, record.pk)
+
+
+def test_viewer_sees_metadata_but_not_content(users: dict[str, Any], make_record: Any) -> None:
+    record = make_record(department="BGS")
+    assert queries.get_record(users["viewer"], record.pk)
+    with pytest.raises(PermissionDenied):
+        read_content(users["viewer"], record.pk)
+
+
+def test_patient_identifiers_are_masked_without_the_right(users: dict[str, Any], make_record: Any) -> None:
+    record = make_record(department="NK", class_code="BA-ZY", open_status="开放",
+                         metadata={"patient_id": "P000123", "patient_name": "张某某", "pages": 4})
+    seen_by_clinician = queries.describe(record, users["clinician"])["metadata"]
+    seen_by_researcher = queries.describe(record, users["researcher"])["metadata"]
+    assert seen_by_clinician["patient_name"] == "张某某"
+    assert seen_by_researcher["patient_name"] == "***" and seen_by_researcher["patient_id"] == "***"
+    assert seen_by_researcher["pages"] == 4
+
+
+def test_tokens_are_stored_hashed_scoped_and_revocable(users: dict[str, Any]) -> None:
+    token, raw = create_token(users["officer"], actor=users["sysadmin"], name="HIS")
+    assert raw not in token.digest and token.digest != raw and token.prefix == raw[:12]
+    assert authenticate_token(raw)[0] == users["officer"]
+    assert authenticate_token(raw + "x") is None
+    revoke_token(token.pk, actor=users["secadmin"])
+    assert authenticate_token(raw) is None
