@@ -8,10 +8,11 @@ from ninja.errors import AuthenticationError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from medarchive import __version__
-from medarchive.access.api import router as access_router
-from medarchive.archiving.api import router as archiving_router
-from medarchive.capture.api import router as capture_router
+from medarchive.access import api as access_api  # noqa: F401  (adds its operations to the records router)
+from medarchive.archiving import api as archiving_api  # noqa: F401
+from medarchive.capture import api as capture_api  # noqa: F401
 from medarchive.core.errors import MedarchiveError, PermissionDenied
+from medarchive.core.routers import records
 from medarchive.preservation.api import router as preservation_router
 from medarchive.security import audit
 from medarchive.security.api import router as security_router
@@ -42,7 +43,7 @@ def domain_error(request: HttpRequest, exc: MedarchiveError) -> HttpResponse:
 def request_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     errors = []
     for err in exc.errors:
-        loc = [str(part) for part in err.get("loc", []) if part not in {"body", "query", "path", "form", "payload"}]
+        loc = [str(part) for part in err.get("loc", []) if part not in {"body", "query", "path", "form", "file", "payload"}]
         errors.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
     problem = {"code": "validation_error", "message": f"{first['field']}: {first['message']}".lstrip(": "),
@@ -62,8 +63,6 @@ def health(request: HttpRequest) -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-api.add_router("/records", capture_router, tags=["capture"])
-api.add_router("/records", archiving_router, tags=["archiving"])
-api.add_router("/records", access_router, tags=["access"])
+api.add_router("/records", records)
 api.add_router("/preservation", preservation_router, tags=["preservation"])
 api.add_router("/audit", security_router, tags=["security"])

@@ -129,10 +129,13 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = CONFIG.data_dir / "static"
+# WhiteNoise serves straight from the packages' static folders: no collectstatic step to forget.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 
-# Uploads stream to a temp file past 2.5 MB; the blob store encrypts from there.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Uploads are encrypted and hashed chunk by chunk as they arrive: no plaintext temp file.
+FILE_UPLOAD_HANDLERS = ["medarchive.capture.uploads.EncryptingUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o600
 

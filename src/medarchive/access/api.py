@@ -7,13 +7,12 @@ from typing import Any
 from urllib.parse import quote
 
 from django.http import HttpRequest, StreamingHttpResponse
-from ninja import Query, Router, Schema
+from ninja import Query, Schema
 
 from medarchive.access import queries
 from medarchive.access.services import read_content
+from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
-
-router = Router()
 
 
 class ListFilter(Schema):
@@ -36,7 +35,7 @@ class RecordPage(Schema):
     page_size: int
 
 
-@router.get("", response={200: RecordPage, **ERRORS}, summary="List records you may see")
+@records.get("", tags=["access"], response={200: RecordPage, **ERRORS}, summary="List records you may see")
 def list_records(request: HttpRequest, filters: Query[ListFilter]) -> dict[str, Any]:
     flt = queries.RecordFilter(q=filters.q, class_code=filters.class_code, department_code=filters.department,
                                state=filters.state, year=filters.year, date_from=filters.date_from,
@@ -49,14 +48,14 @@ def list_records(request: HttpRequest, filters: Query[ListFilter]) -> dict[str, 
     }
 
 
-@router.get("/{record_id}", response={200: RecordOut, **ERRORS}, summary="One record with files and history")
+@records.get("/{record_id}", tags=["access"], response={200: RecordOut, **ERRORS}, summary="One record with files and history")
 def get_record(request: HttpRequest, record_id: str) -> RecordOut:
     record = queries.get_record(request.user, record_id)  # type: ignore[arg-type]
     queries.audit_metadata_read(request.user, record)  # type: ignore[arg-type]
     return RecordOut.from_description(queries.describe(record, request.user, with_history=True))  # type: ignore[arg-type]
 
 
-@router.get("/{record_id}/files/{sequence}/content", response={200: None, **ERRORS}, summary="Download a file")
+@records.get("/{record_id}/files/{sequence}/content", tags=["access"], response={200: None, **ERRORS}, summary="Download a file")
 def download(request: HttpRequest, record_id: str, sequence: int) -> StreamingHttpResponse:
     """Streams the decrypted file. Every download is audited as `record:content:read`."""
     content = read_content(request.user, record_id, sequence=sequence)  # type: ignore[arg-type]

@@ -7,14 +7,13 @@ from typing import Any
 from uuid import UUID
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Schema
 
 from medarchive.access.queries import describe
 from medarchive.archiving import services
 from medarchive.capture.services import update_draft
+from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
-
-router = Router()
 
 
 class DraftChanges(Schema):
@@ -33,31 +32,31 @@ class HoldIn(Schema):
     reason: str
 
 
-@router.patch("/{record_id}", response={200: RecordOut, **ERRORS}, summary="Change a draft's description")
+@records.patch("/{record_id}", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Change a draft's description")
 def patch_record(request: HttpRequest, record_id: UUID, changes: DraftChanges) -> RecordOut:
     record = update_draft(record_id, changes.dict(exclude_unset=True), actor=request.user)  # type: ignore[arg-type]
     return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
 
 
-@router.post("/{record_id}/submit", response={200: RecordOut, **ERRORS}, summary="Submit a draft to the archive")
+@records.post("/{record_id}/submit", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Submit a draft to the archive")
 def submit(request: HttpRequest, record_id: UUID) -> RecordOut:
     record = services.submit_record(record_id, actor=request.user)  # type: ignore[arg-type]
     return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
 
 
-@router.post("/{record_id}/accept", response={200: RecordOut, **ERRORS}, summary="Accept a submitted record")
+@records.post("/{record_id}/accept", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Accept a submitted record")
 def accept(request: HttpRequest, record_id: UUID) -> RecordOut:
     record = services.accept_record(record_id, actor=request.user)  # type: ignore[arg-type]
     return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
 
 
-@router.post("/{record_id}/archive", response={200: RecordOut, **ERRORS}, summary="Archive: assign the 档号")
+@records.post("/{record_id}/archive", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Archive: assign the 档号")
 def archive(request: HttpRequest, record_id: UUID) -> RecordOut:
     record = services.archive_record(record_id, actor=request.user)  # type: ignore[arg-type]
     return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
 
 
-@router.post("/{record_id}/hold", response={200: RecordOut, **ERRORS}, summary="Put an archived record on hold")
+@records.post("/{record_id}/hold", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Put an archived record on hold")
 def hold(request: HttpRequest, record_id: UUID, body: HoldIn) -> RecordOut:
     record = services.hold_record(record_id, actor=request.user, reason=body.reason)  # type: ignore[arg-type]
     return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]

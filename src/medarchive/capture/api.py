@@ -6,15 +6,14 @@ import json
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import File, Form, Router
+from ninja import File, Form, Status
 from ninja.files import UploadedFile
 
 from medarchive.access.queries import describe
 from medarchive.capture import services
 from medarchive.core.errors import ValidationError
+from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
-
-router = Router()
 
 
 def _metadata(raw: str) -> dict[str, Any]:
@@ -29,7 +28,7 @@ def _metadata(raw: str) -> dict[str, Any]:
     return value
 
 
-@router.post("", response={201: RecordOut, **ERRORS}, summary="Capture a record with its files")
+@records.post("", tags=["capture"], response={201: RecordOut, **ERRORS}, summary="Capture a record with its files")
 def create_record(
     request: HttpRequest,
     class_code: Form[str],
@@ -44,7 +43,7 @@ def create_record(
     open_status: Form[str] = "未审核",
     organization: Form[str] = "",
     metadata: Form[str] = "",
-) -> tuple[int, RecordOut]:
+) -> Status:
     """Files stream straight into the encrypted store. Send an `Idempotency-Key` header so a
     retried request cannot create the record twice (a repeat answers 409 naming the record)."""
     desc = services.Description(
@@ -52,7 +51,7 @@ def create_record(
         doc_number=doc_number, security_level=security_level, retention=retention or None, open_status=open_status,
         organization=organization or None, metadata=_metadata(metadata),
     )
-    incoming = [services.IncomingFile(name=f.name or "", stream=f.file) for f in files]
+    incoming = [services.IncomingFile.from_upload(f) for f in files]
     record = services.create_record(desc, incoming, actor=request.user,  # type: ignore[arg-type]
                                     idempotency_key=request.headers.get("Idempotency-Key"))
-    return 201, RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+    return Status(201, RecordOut.from_description(describe(record, request.user)))  # type: ignore[arg-type]

@@ -5,3 +5,8 @@ class CaptureConfig(AppConfig):
     name = "medarchive.capture"
     label = "capture"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from medarchive.capture.uploads import keep_client_file_names
+
+        keep_client_file_names()

@@ -21,7 +21,8 @@ from medarchive.archiving.models import SECURITY_LEVELS, OPEN_STATUSES, Componen
 from medarchive.archiving.services import active_class, active_retention, note_business_event
 from medarchive.capture.formats import HEAD_BYTES, identify
 from medarchive.capture.models import IdempotencyKey
-from medarchive.core.errors import Conflict, DuplicateSubmission, NotFound, ValidationError
+from medarchive.capture.uploads import StagedUpload
+from medarchive.core.errors import Conflict, DuplicateSubmission, MedarchiveError, NotFound, ValidationError
 from medarchive.core.filenames import clean_filename
 from medarchive.core.models import Department
 from medarchive.core.sequences import next_value
@@ -39,10 +40,25 @@ MAX_TITLE = 500
 
 @dataclass
 class IncomingFile:
+    """A file to capture: a stream to encrypt, or an upload already encrypted as it arrived."""
+
     name: str
-    stream: IO[bytes]
+    stream: IO[bytes] | None = None
     role: str = "main"
     created: dt.datetime | None = None
+    staged: StagedBlob | None = None
+    head: bytes = b""
+    error: MedarchiveError | None = None
+
+    @classmethod
+    def from_upload(cls, upload: Any) -> IncomingFile:
+        if isinstance(upload, StagedUpload):
+            return cls(name=upload.client_name, staged=upload.staged, head=upload.head, error=upload.error)
+        return cls(name=upload.name or "", stream=upload.file)
+
+    def discard(self) -> None:
+        if self.staged is not None:
+            self.staged.discard()
 
 
 @dataclass
@@ -136,29 +152,43 @@ def _stage_all(files: list[IncomingFile]) -> list[tuple[IncomingFile, str, str, 
             raise ValidationError(f"file name {name.name!r} appears twice in one record", field="files")
         seen.add(name.name)
     staged: list[tuple[IncomingFile, str, str, StagedBlob, Any]] = []
-    try:
-        for incoming, name in zip(files, names, strict=True):
-            tap = _HeadTap(incoming.stream)
-            try:
-                blob = preservation.blob_store().stage(tap, max_bytes=limit)  # type: ignore[arg-type]
-            except ValidationError as exc:
-                exc.field = exc.field or f"files[{name.name}]"
-                exc.message = f"{name.name}: {exc.message}"
-                exc.args = (exc.message,)
-                raise
-            staged.append((incoming, name.name, name.original if name.was_normalized else "", blob,
-                           identify(tap.head)))
-    except BaseException:
-        for *_, blob, _fmt in staged:
-            blob.discard()
-        raise
+    for incoming, name in zip(files, names, strict=True):
+        try:
+            blob, head = _stage_one(incoming, limit)
+        except MedarchiveError as exc:
+            exc.message = f"{name.name}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+        staged.append((incoming, name.name, name.original if name.was_normalized else "", blob, identify(head)))
     return staged
+
+
+def _stage_one(incoming: IncomingFile, limit: int) -> tuple[StagedBlob, bytes]:
+    if incoming.error is not None:
+        raise incoming.error
+    if incoming.staged is not None:
+        return incoming.staged, incoming.head
+    if incoming.stream is None:
+        raise ValidationError("file has no content", field="files")
+    tap = _HeadTap(incoming.stream)
+    incoming.staged = preservation.blob_store().stage(tap, max_bytes=limit)  # type: ignore[arg-type]
+    return incoming.staged, tap.head
 
 
 def create_record(
     desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None = None,
 ) -> Record:
     """Capture one record (件) with its files as a draft. Raises before writing anything on bad input."""
+    try:
+        return _create_record(desc, files, actor=actor, idempotency_key=idempotency_key)
+    finally:
+        for incoming in files:  # whatever was staged and not taken by a record goes
+            if incoming.staged is not None and incoming.staged.created is None:
+                incoming.discard()
+
+
+def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
+                   idempotency_key: str | None) -> Record:
     fields = _validated(desc)
     require(actor, Action.RECORD_CREATE, department_id=fields["department"].pk)
     if not files:
@@ -177,8 +207,6 @@ def create_record(
             claimed.append(preservation.claim(blob))
         record = _write_record(fields, staged, claimed, actor=actor, idempotency_key=idempotency_key)
     except BaseException as exc:
-        for *_, blob, _fmt in staged[len(claimed):]:
-            blob.discard()
         preservation.release(claimed)
         if isinstance(exc, IntegrityError) and idempotency_key:
             raise DuplicateSubmission(f"idempotency key {idempotency_key!r} was used by a concurrent submission",

@@ -57,7 +57,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         security_level=values["security_level"] or "内部", open_status=values["open_status"] or "未审核",
         metadata=metadata,
     )
-    files = [services.IncomingFile(name=f.name or "", stream=f.file) for f in request.FILES.getlist("files")]
+    files = [services.IncomingFile.from_upload(f) for f in request.FILES.getlist("files")]
     try:
         record = services.create_record(desc, files, actor=request.user,  # type: ignore[arg-type]
                                         idempotency_key=request.POST.get("idempotency_key") or None)

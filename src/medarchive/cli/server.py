@@ -14,13 +14,10 @@ from medarchive.cli.output import console
 def serve_forever(host: str, port: int, threads: int = 8) -> None:
     runtime.setup()
     runtime.ensure_initialised()
-    from django.contrib.staticfiles.management.commands import collectstatic  # noqa: F401  (app registry check)
-    from django.core.management import call_command
     from waitress import serve as waitress_serve
 
     from medarchive.wsgi import application
 
-    call_command("collectstatic", interactive=False, verbosity=0)
     console.print(f"medarchive on http://{host}:{port}/  (Ctrl+C to stop)")
     waitress_serve(application, host=host, port=port, threads=threads, ident="medarchive", _quiet=True)
 

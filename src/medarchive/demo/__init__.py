@@ -1,0 +1,1 @@
+"""Synthetic demo content for a Chinese hospital archive (no Django dependency)."""

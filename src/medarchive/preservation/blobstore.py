@@ -1,0 +1,217 @@
+"""Encrypted, content-addressed blob store: the facade over storage and keys.
+
+Security policy:
+
+* Every staged blob gets a fresh random data key (32 bytes for AES-256-GCM,
+  16 for SM4-GCM), sealed with the chunked STREAM format of `crypto` and
+  wrapped by the key ring's active master key. The caller records `key_id`,
+  `wrapped_key` and the digests; this store keeps no metadata of its own.
+* Plaintext exists only in memory, one chunk at a time; only ciphertext is
+  handed to storage (so it is all that can reach disk or S3).
+* Address = hex HMAC-SHA256(address key, SHA-256 of the plaintext): equal
+  content gets an equal address (dedup), but object names do not reveal
+  content hashes to whoever can list the storage.
+* Dedup: two stagings of the same content produce different ciphertexts
+  under different data keys. `StagedBlob.commit()` returns False when the
+  address already existed; the staged copy is then discarded and *its*
+  `key_id`/`wrapped_key` do not open the stored object: use the ones recorded
+  for the existing blob (or, for an unrecorded orphan, delete it and stage
+  again).
+* Key rotation re-wraps data keys (`rewrap`); content is never re-encrypted.
+* Not done: compression (it would leak through ciphertext length), hiding
+  blob sizes, wiping keys from memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import BinaryIO, Self
+
+from medarchive.core.errors import (
+    ConfigurationError,
+    EmptyFile,
+    IntegrityFailure,
+    NotFound,
+    PayloadTooLarge,
+)
+from medarchive.preservation.crypto import DEFAULT_CHUNK_SIZE, CipherSuite, Sealer, new_sm3, open_sealed
+from medarchive.preservation.keys import KeyRing
+from medarchive.preservation.storage.base import BlobStorage, StagedWrite
+
+
+@dataclass(frozen=True)
+class FixityResult:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    # None when the blob could not be read to the end.
+    sha256: str | None = None
+    sm3: str | None = None
+    size: int | None = None
+
+
+@dataclass(eq=False)
+class StagedBlob:
+    """A sealed blob written to staging, not yet visible under its address."""
+
+    address: str
+    size: int
+    sha256: str
+    sm3: str
+    suite: CipherSuite
+    key_id: str
+    wrapped_key: bytes = field(repr=False)
+    stored_size: int
+    _write: StagedWrite = field(repr=False)
+    created: bool | None = None  # set by commit()
+
+    def commit(self) -> bool:
+        """Publish the blob; False if the address already held a blob (see module doc)."""
+        self.created = self._write.commit(self.address)
+        return self.created
+
+    def discard(self) -> None:
+        """Drop the staged ciphertext. Idempotent; a no-op after commit."""
+        self._write.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.discard()
+
+
+class BlobStore:
+    def __init__(
+        self,
+        storage: BlobStorage,
+        keyring: KeyRing,
+        suite: CipherSuite = CipherSuite.AES_256_GCM,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        self.storage = storage
+        self.keyring = keyring
+        self.suite = CipherSuite(suite)
+        self.chunk_size = chunk_size
+
+    def address_for(self, sha256_digest: bytes) -> str:
+        return hmac.new(self.keyring.address_key, sha256_digest, hashlib.sha256).hexdigest()
+
+    def exists(self, address: str) -> bool:
+        return self.storage.exists(address)
+
+    def stage(self, source: BinaryIO, *, max_bytes: int | None = None) -> StagedBlob:
+        """Read, hash and seal `source` into staging in one pass.
+
+        `EmptyFile` for no bytes; `PayloadTooLarge` as soon as more than
+        `max_bytes` arrive (reading stops there). Either way, and on any other
+        error, the staged data is removed.
+        """
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
+        data_key = os.urandom(self.suite.key_size)
+        key_id, wrapped_key = self.keyring.wrap(data_key)
+        sealer = Sealer(data_key, self.suite, chunk_size=self.chunk_size)
+        del data_key
+        write = self.storage.stage()
+        try:
+            while True:
+                wanted = self.chunk_size
+                if max_bytes is not None:
+                    # One byte past the limit is enough to know it is exceeded.
+                    wanted = min(wanted, max_bytes - sealer.size + 1)
+                piece = source.read(wanted)
+                if not piece:
+                    break
+                if max_bytes is not None and sealer.size + len(piece) > max_bytes:
+                    raise PayloadTooLarge(
+                        f"file exceeds the limit of {max_bytes} bytes", field="file", max_bytes=max_bytes
+                    )
+                sealed = sealer.update(piece)
+                if sealed:
+                    write.write(sealed)
+            if sealer.size == 0:
+                raise EmptyFile("file is empty", field="file")
+            write.write(sealer.finalize())
+        except BaseException:
+            write.abort()
+            raise
+        return StagedBlob(
+            address=self.address_for(sealer.sha256_digest),
+            size=sealer.size,
+            sha256=sealer.sha256_hex,
+            sm3=sealer.sm3_hex,
+            suite=self.suite,
+            key_id=key_id,
+            wrapped_key=wrapped_key,
+            stored_size=write.bytes_written,
+            _write=write,
+        )
+
+    def open(self, address: str, *, key_id: str, wrapped_key: bytes) -> Iterator[bytes]:
+        """Verified plaintext chunks. Key and existence errors raise here, at
+        the call; a damaged blob raises `IntegrityFailure` while iterating,
+        after the chunks before the damage were yielded."""
+        data_key = self.keyring.unwrap(key_id, wrapped_key)
+        stream = self.storage.open(address)
+        return self._decrypt(address, stream, data_key)
+
+    @staticmethod
+    def _decrypt(address: str, stream: BinaryIO, data_key: bytes) -> Iterator[bytes]:
+        with stream:
+            try:
+                yield from open_sealed(stream, data_key)
+            except IntegrityFailure as error:
+                message = f"blob {address}: {error.message}"
+                raise IntegrityFailure(message, address=address, **error.details) from None
+
+    def verify(
+        self,
+        address: str,
+        *,
+        key_id: str,
+        wrapped_key: bytes,
+        expected_sha256: str,
+        expected_sm3: str,
+        expected_size: int,
+    ) -> FixityResult:
+        """Decrypt and re-hash the whole blob against the recorded fixity values.
+
+        Missing, damaged or undecryptable blobs give ok=False with the problem;
+        storage outages (anything but a missing object) still raise, since
+        they say nothing about the blob.
+        """
+        sha256 = hashlib.sha256()
+        sm3 = new_sm3()
+        size = 0
+        try:
+            for chunk in self.open(address, key_id=key_id, wrapped_key=wrapped_key):
+                sha256.update(chunk)
+                sm3.update(chunk)
+                size += len(chunk)
+        except NotFound:
+            return FixityResult(ok=False, problems=[f"blob {address} is missing from storage"])
+        except (IntegrityFailure, ConfigurationError) as error:
+            return FixityResult(ok=False, problems=[error.message])
+        found_sha256, found_sm3 = sha256.hexdigest(), sm3.hexdigest()
+        problems = []
+        if size != expected_size:
+            problems.append(f"size mismatch: expected {expected_size} bytes, found {size}")
+        if found_sha256 != expected_sha256.lower():
+            problems.append(f"sha256 mismatch: expected {expected_sha256}, found {found_sha256}")
+        if found_sm3 != expected_sm3.lower():
+            problems.append(f"sm3 mismatch: expected {expected_sm3}, found {found_sm3}")
+        return FixityResult(ok=not problems, problems=problems, sha256=found_sha256, sm3=found_sm3, size=size)
+
+    def rewrap(self, key_id: str, wrapped_key: bytes) -> tuple[str, bytes]:
+        """Re-wrap a data key under the active master key (content untouched)."""
+        return self.keyring.wrap(self.keyring.unwrap(key_id, wrapped_key))

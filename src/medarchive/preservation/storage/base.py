@@ -1,0 +1,149 @@
+"""The storage port: where sealed (ciphertext) blobs live, by content address.
+
+Policy: adapters only ever see ciphertext and addresses, never plaintext or
+keys. Objects are immutable: `StagedWrite.commit` is create-if-absent and
+never overwrites an object that exists (its ciphertext is under a different
+data key, recorded elsewhere), and there is no update operation.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from types import TracebackType
+from typing import BinaryIO, Protocol, Self
+
+from medarchive.core.errors import ValidationError
+
+ADDRESS_PATTERN = re.compile(r"[0-9a-f]{64}")
+# Staged data younger than this may belong to a write still in progress.
+DEFAULT_STAGING_MAX_AGE = 3600.0
+
+
+def check_address(address: str) -> str:
+    """Reject anything but 64 lowercase hex characters (also blocks path tricks)."""
+    if not isinstance(address, str) or not ADDRESS_PATTERN.fullmatch(address):
+        shown = repr(address)[:80]
+        raise ValidationError(
+            f"invalid blob address {shown}: expected 64 lowercase hex characters", field="address"
+        )
+    return address
+
+
+class StagedWrite(Protocol):
+    """Ciphertext being written; invisible to readers until `commit`."""
+
+    @property
+    def bytes_written(self) -> int: ...
+
+    def write(self, data: bytes) -> int: ...
+
+    def commit(self, address: str) -> bool:
+        """Publish under `address`; False if an object already existed there
+        (the staged data is then discarded and the existing object kept)."""
+        ...
+
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class BlobStorage(Protocol):
+    def stage(self) -> StagedWrite: ...
+
+    def open(self, address: str) -> BinaryIO:
+        """Stream the stored bytes; `NotFound` if absent. Caller closes."""
+        ...
+
+    def exists(self, address: str) -> bool: ...
+
+    def delete(self, address: str) -> None:
+        """Remove the object; `NotFound` if absent."""
+        ...
+
+    def delete_if_exists(self, address: str) -> bool:
+        """Remove the object if present; True if something was removed."""
+        ...
+
+    def addresses(self) -> Iterator[str]: ...
+
+    def stored_size(self, address: str) -> int:
+        """Size in bytes of the stored object; `NotFound` if absent."""
+        ...
+
+    def cleanup_staging(self, *, older_than: float = DEFAULT_STAGING_MAX_AGE) -> int:
+        """Remove staged data left by crashed writers, older than `older_than`
+        seconds; return how many leftovers were removed."""
+        ...
+
+
+class BaseStagedWrite(ABC):
+    """Open -> committed | aborted state machine shared by the adapters.
+
+    Leaving the `with` block without a commit (exception or not) aborts. A
+    failed commit aborts too: the staged data is gone and must be re-staged.
+    """
+
+    def __init__(self) -> None:
+        self._state = "open"
+        self._written = 0
+
+    @property
+    def bytes_written(self) -> int:
+        return self._written
+
+    def write(self, data: bytes) -> int:
+        self._require_open("write to")
+        self._write(data)
+        self._written += len(data)
+        return len(data)
+
+    def commit(self, address: str) -> bool:
+        check_address(address)
+        self._require_open("commit")
+        try:
+            created = self._commit(address)
+        except BaseException:
+            self._state = "aborted"
+            self._abort()
+            raise
+        self._state = "committed"
+        return created
+
+    def abort(self) -> None:
+        """Discard staged data. Idempotent; a no-op after a commit."""
+        if self._state == "open":
+            self._state = "aborted"
+            self._abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+    def _require_open(self, action: str) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"cannot {action} a staged write that is already {self._state}")
+
+    @abstractmethod
+    def _write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _commit(self, address: str) -> bool: ...
+
+    @abstractmethod
+    def _abort(self) -> None: ...

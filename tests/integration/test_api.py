@@ -1,0 +1,158 @@
+"""The REST API end to end through Django's test client (real database, real store)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from medarchive.archiving.models import Record
+from medarchive.security.models import AuditEntry
+from medarchive.security.services import create_token
+
+
+@pytest.fixture
+def token(users: dict[str, Any]) -> dict[str, str]:
+    tokens = {}
+    for name in ("archivist", "officer", "viewer", "researcher", "auditor", "sysadmin"):
+        _, raw = create_token(users[name], actor=None, name="test")
+        tokens[name] = raw
+    return tokens
+
+
+def _auth(raw: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+
+def _post_record(client: Client, raw: str, *, files: list[Any] | None = None, **fields: Any) -> Any:
+    data = {"class_code": "WS", "department": "BGS", "title": "年度工作总结", "date": "2025-12-30",
+            "metadata": json.dumps({"keywords": ["总结"], "pages": 12}), **fields}
+    data["files"] = files if files is not None else [SimpleUploadedFile("总结.pdf", b"%PDF-1.7\nbody " * 100)]
+    headers = _auth(raw)
+    if "idem" in fields:
+        headers["HTTP_IDEMPOTENCY_KEY"] = data.pop("idem")
+    return client.post("/api/v1/records", data, **headers)
+
+
+def test_health_is_the_only_anonymous_endpoint(client: Client, archive: Any) -> None:
+    assert client.get("/api/v1/health").json()["status"] == "ok"
+    for url in ("/api/v1/records", "/api/v1/openapi.json", "/api/v1/docs"):
+        response = client.get(url)
+        assert response.status_code == 401, url
+        assert response.json()["code"] == "not_authenticated"
+
+
+def test_openapi_document_is_served_to_authenticated_clients(client: Client, token: dict[str, str]) -> None:
+    spec = client.get("/api/v1/openapi.json", **_auth(token["viewer"])).json()
+    assert spec["info"]["title"] == "medarchive API"
+    assert "/api/v1/records" in spec["paths"] and "post" in spec["paths"]["/api/v1/records"]
+
+
+def test_create_get_list_download_round_trip(client: Client, token: dict[str, str]) -> None:
+    body = b"%PDF-1.7\n" + "年度工作总结正文".encode() * 500
+    response = _post_record(client, token["officer"], files=[SimpleUploadedFile("总结.pdf", body),
+                                                              SimpleUploadedFile("附件.xlsx", b"PK\x03\x04xl/")])
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["state"] == "draft" and created["class_code"] == "WS" and len(created["files"]) == 2
+    assert created["files"][0]["sha256"] == hashlib.sha256(body).hexdigest()
+    record_id = created["id"]
+
+    detail = client.get(f"/api/v1/records/{record_id}", **_auth(token["officer"])).json()
+    assert detail["metadata"] == {"keywords": ["总结"], "pages": 12}
+    assert [h["action"] for h in detail["history"]] == ["登记"]
+
+    listing = client.get("/api/v1/records?q=年度&page_size=10", **_auth(token["officer"])).json()
+    assert listing["total"] == 1 and listing["items"][0]["id"] == record_id
+
+    download = client.get(f"/api/v1/records/{record_id}/files/1/content", **_auth(token["officer"]))
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == body
+    assert download["Content-Length"] == str(len(body))
+    assert "filename*=UTF-8''%E6%80%BB%E7%BB%93.pdf" in download["Content-Disposition"]
+    assert AuditEntry.objects.filter(action="record:content:read", object_id=record_id).count() == 1
+
+
+def test_patch_then_lifecycle_through_the_api(client: Client, token: dict[str, str]) -> None:
+    record_id = _post_record(client, token["officer"]).json()["id"]
+    patched = client.patch(f"/api/v1/records/{record_id}", {"title": "改后的题名", "doc_number": "院办〔2025〕3号"},
+                           content_type="application/json", **_auth(token["officer"]))
+    assert patched.status_code == 200 and patched.json()["title"] == "改后的题名"
+    assert client.post(f"/api/v1/records/{record_id}/submit", **_auth(token["officer"])).status_code == 200
+    denied = client.post(f"/api/v1/records/{record_id}/accept", **_auth(token["officer"]))
+    assert denied.status_code == 403 and denied.json()["code"] == "permission_denied"
+    assert AuditEntry.objects.filter(action="record:accept", result="denied").exists()
+    client.post(f"/api/v1/records/{record_id}/accept", **_auth(token["archivist"]))
+    archived = client.post(f"/api/v1/records/{record_id}/archive", **_auth(token["archivist"])).json()
+    assert archived["archival_code"] == "Z001-WS·2025·D30·BGS-0001"
+    frozen = client.patch(f"/api/v1/records/{record_id}", {"title": "x"}, content_type="application/json",
+                          **_auth(token["archivist"]))
+    assert frozen.status_code == 409
+
+
+@pytest.mark.parametrize(("fields", "status", "field"), [
+    ({"class_code": "ZZ"}, 422, "class"),
+    ({"department": "NOPE"}, 422, "department"),
+    ({"date": "2025-02-30"}, 422, "date"),
+    ({"metadata": "{not json"}, 422, "metadata"),
+    ({"metadata": json.dumps({"pages": "many"})}, 422, "metadata.pages"),
+    ({"title": ""}, 422, "title"),
+])
+def test_bad_requests_get_a_problem_naming_the_field(client: Client, token: dict[str, str], fields: dict[str, Any],
+                                                     status: int, field: str) -> None:
+    response = _post_record(client, token["archivist"], **fields)
+    assert response.status_code == status, response.content
+    problem = response.json()
+    assert problem["field"] == field and problem["message"]
+    assert Record.objects.count() == 0
+
+
+def test_missing_form_field_is_reported(client: Client, token: dict[str, str]) -> None:
+    response = client.post("/api/v1/records", {"class_code": "WS"}, **_auth(token["archivist"]))
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} >= {"department", "title", "date"}
+
+
+def test_a_record_without_files_is_refused(client: Client, token: dict[str, str]) -> None:
+    response = _post_record(client, token["archivist"], files=[])
+    assert response.status_code == 422 and response.json()["field"] in {"files", "files.0"}
+    assert Record.objects.count() == 0
+
+
+@pytest.mark.parametrize(("name", "body", "code"), [
+    ("../../etc/passwd", b"%PDF x", "validation_error"),
+    ("空.pdf", b"", "empty_file"),
+])
+def test_bad_files_are_refused(client: Client, token: dict[str, str], name: str, body: bytes, code: str) -> None:
+    response = _post_record(client, token["archivist"], files=[SimpleUploadedFile(name, body)])
+    assert response.status_code == 422 and response.json()["code"] == code
+    assert Record.objects.count() == 0
+
+
+def test_idempotency_key_prevents_a_second_record(client: Client, token: dict[str, str]) -> None:
+    first = _post_record(client, token["archivist"], idem="EMR-2025-0001")
+    second = _post_record(client, token["archivist"], idem="EMR-2025-0001")
+    assert first.status_code == 201 and second.status_code == 409
+    assert second.json()["details"]["record_id"] == first.json()["id"]
+    assert Record.objects.count() == 1
+
+
+def test_invisible_records_are_not_found_not_forbidden(client: Client, token: dict[str, str]) -> None:
+    record_id = _post_record(client, token["archivist"], department="NK").json()["id"]
+    response = client.get(f"/api/v1/records/{record_id}", **_auth(token["officer"]))
+    assert response.status_code == 404
+    assert client.get("/api/v1/records/not-a-uuid", **_auth(token["officer"])).status_code == 404
+
+
+def test_revoked_or_wrong_tokens_are_refused(client: Client, token: dict[str, str]) -> None:
+    assert client.get("/api/v1/records", HTTP_AUTHORIZATION="Bearer mda_wrong").status_code == 401
+    assert client.get("/api/v1/records", HTTP_AUTHORIZATION="Basic abc").status_code == 401
+
+
+def test_auditor_verifies_the_chain_sysadmin_may_not(client: Client, token: dict[str, str]) -> None:
+    assert client.post("/api/v1/audit/verify", **_auth(token["auditor"])).json()["ok"] is True
+    assert client.post("/api/v1/audit/verify", **_auth(token["sysadmin"])).status_code == 403
