@@ -109,6 +109,12 @@ class BlobStore:
     def exists(self, address: str) -> bool:
         return self.storage.exists(address)
 
+    def writer(self, *, max_bytes: int | None = None) -> BlobWriter:
+        """A push-style writer: feed plaintext as it arrives (an upload), then `finish()`."""
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
+        return BlobWriter(self, max_bytes)
+
     def stage(self, source: BinaryIO, *, max_bytes: int | None = None) -> StagedBlob:
         """Read, hash and seal `source` into staging in one pass.
 
@@ -116,46 +122,21 @@ class BlobStore:
         `max_bytes` arrive (reading stops there). Either way, and on any other
         error, the staged data is removed.
         """
-        if max_bytes is not None and max_bytes < 0:
-            raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
-        data_key = os.urandom(self.suite.key_size)
-        key_id, wrapped_key = self.keyring.wrap(data_key)
-        sealer = Sealer(data_key, self.suite, chunk_size=self.chunk_size)
-        del data_key
-        write = self.storage.stage()
+        writer = self.writer(max_bytes=max_bytes)
         try:
             while True:
                 wanted = self.chunk_size
                 if max_bytes is not None:
                     # One byte past the limit is enough to know it is exceeded.
-                    wanted = min(wanted, max_bytes - sealer.size + 1)
+                    wanted = min(wanted, max_bytes - writer.size + 1)
                 piece = source.read(wanted)
                 if not piece:
                     break
-                if max_bytes is not None and sealer.size + len(piece) > max_bytes:
-                    raise PayloadTooLarge(
-                        f"file exceeds the limit of {max_bytes} bytes", field="file", max_bytes=max_bytes
-                    )
-                sealed = sealer.update(piece)
-                if sealed:
-                    write.write(sealed)
-            if sealer.size == 0:
-                raise EmptyFile("file is empty", field="file")
-            write.write(sealer.finalize())
+                writer.write(piece)
+            return writer.finish()
         except BaseException:
-            write.abort()
+            writer.abort()
             raise
-        return StagedBlob(
-            address=self.address_for(sealer.sha256_digest),
-            size=sealer.size,
-            sha256=sealer.sha256_hex,
-            sm3=sealer.sm3_hex,
-            suite=self.suite,
-            key_id=key_id,
-            wrapped_key=wrapped_key,
-            stored_size=write.bytes_written,
-            _write=write,
-        )
 
     def open(self, address: str, *, key_id: str, wrapped_key: bytes) -> Iterator[bytes]:
         """Verified plaintext chunks. Key and existence errors raise here, at
@@ -215,3 +196,53 @@ class BlobStore:
     def rewrap(self, key_id: str, wrapped_key: bytes) -> tuple[str, bytes]:
         """Re-wrap a data key under the active master key (content untouched)."""
         return self.keyring.wrap(self.keyring.unwrap(key_id, wrapped_key))
+
+
+class BlobWriter:
+    """Seals plaintext pushed into it; hashing happens in the same pass (hash once)."""
+
+    def __init__(self, store: BlobStore, max_bytes: int | None) -> None:
+        data_key = os.urandom(store.suite.key_size)
+        self._store = store
+        self._max_bytes = max_bytes
+        self._key_id, self._wrapped_key = store.keyring.wrap(data_key)
+        self._sealer = Sealer(data_key, store.suite, chunk_size=store.chunk_size)
+        del data_key
+        self._write = store.storage.stage()
+
+    @property
+    def size(self) -> int:
+        return self._sealer.size
+
+    def write(self, piece: bytes) -> None:
+        """Seal `piece`; `PayloadTooLarge` (and the staged data removed) once the limit is passed."""
+        if self._max_bytes is not None and self._sealer.size + len(piece) > self._max_bytes:
+            self.abort()
+            raise PayloadTooLarge(f"file exceeds the limit of {self._max_bytes} bytes", field="file",
+                                  max_bytes=self._max_bytes)
+        sealed = self._sealer.update(piece)
+        if sealed:
+            self._write.write(sealed)
+
+    def finish(self) -> StagedBlob:
+        try:
+            if self._sealer.size == 0:
+                raise EmptyFile("file is empty", field="file")
+            self._write.write(self._sealer.finalize())
+        except BaseException:
+            self.abort()
+            raise
+        return StagedBlob(
+            address=self._store.address_for(self._sealer.sha256_digest),
+            size=self._sealer.size,
+            sha256=self._sealer.sha256_hex,
+            sm3=self._sealer.sm3_hex,
+            suite=self._store.suite,
+            key_id=self._key_id,
+            wrapped_key=self._wrapped_key,
+            stored_size=self._write.bytes_written,
+            _write=self._write,
+        )
+
+    def abort(self) -> None:
+        self._write.abort()

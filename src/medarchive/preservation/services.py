@@ -88,7 +88,12 @@ def claim(staged: StagedBlob) -> Blob:
                            address=row.address)
         return row
     try:
-        staged.commit()
+        # We own this address now. An object already there has no row, so no key we hold
+        # opens it (a crash before a row, or a database restored from an older backup).
+        store = blob_store()
+        store.storage.delete_if_exists(staged.address)
+        if not staged.commit():
+            raise Conflict("the blob store changed under a claimed address; retry", address=staged.address)
     except BaseException:
         Blob.objects.filter(pk=row.pk, state=Blob.PENDING).delete()
         raise
