@@ -30,26 +30,46 @@ def users(archive: Any) -> dict[str, Any]:
     from medarchive.security.services import add_user
 
     spec = {
-        "sysadmin": ("sysadmin", None), "secadmin": ("secadmin", None), "auditor": ("auditor", None),
-        "archivist": ("archivist", None), "officer": ("officer", "BGS"), "officer_nk": ("officer", "NK"),
-        "clinician": ("clinician", "NK"), "researcher": ("researcher", None), "viewer": ("viewer", "BGS"),
+        "sysadmin": ("sysadmin", None),
+        "secadmin": ("secadmin", None),
+        "auditor": ("auditor", None),
+        "archivist": ("archivist", None),
+        "officer": ("officer", "BGS"),
+        "officer_nk": ("officer", "NK"),
+        "clinician": ("clinician", "NK"),
+        "researcher": ("researcher", None),
+        "viewer": ("viewer", "BGS"),
     }
-    return {name: add_user(name, actor=None, role=role, password=PASSWORD, department_code=dept)
-            for name, (role, dept) in spec.items()}
+    return {
+        name: add_user(name, actor=None, role=role, password=PASSWORD, department_code=dept)
+        for name, (role, dept) in spec.items()
+    }
 
 
 @pytest.fixture
 def make_record(users: dict[str, Any]) -> Callable[..., Any]:
     from medarchive.capture.services import Description, IncomingFile, create_record
 
-    def make(*, actor: Any = None, content: bytes | None = None, filename: str = "通知.pdf",
-             department: str = "BGS", class_code: str = "WS", **fields: Any) -> Any:
+    def make(
+        *,
+        actor: Any = None,
+        content: bytes | None = None,
+        filename: str = "通知.pdf",
+        department: str = "BGS",
+        class_code: str = "WS",
+        **fields: Any,
+    ) -> Any:
         n = next(_counter)
-        desc = Description(class_code=class_code, department_code=department,
-                           title=fields.pop("title", f"关于第{n}号事项的通知"), date=fields.pop("date", "2025-03-01"),
-                           **fields)
+        desc = Description(
+            class_code=class_code,
+            department_code=department,
+            title=fields.pop("title", f"关于第{n}号事项的通知"),
+            date=fields.pop("date", "2025-03-01"),
+            **fields,
+        )
         body = content if content is not None else b"%PDF-1.7\n" + f"record {n} ".encode() * 50
-        return create_record(desc, [IncomingFile(name=filename, stream=io.BytesIO(body))],
-                             actor=actor or users["archivist"])
+        return create_record(
+            desc, [IncomingFile(name=filename, stream=io.BytesIO(body))], actor=actor or users["archivist"]
+        )
 
     return make

@@ -33,9 +33,13 @@ api = NinjaAPI(
 def domain_error(request: HttpRequest, exc: MedarchiveError) -> HttpResponse:
     if isinstance(exc, PermissionDenied):
         user = getattr(request, "user", None)
-        audit.record_denial(exc.details.get("action", ""), actor=user if user and user.is_authenticated else None,
-                            object_type="record", object_id=str(exc.details.get("object_id", "")),
-                            reason=exc.message)
+        audit.record_denial(
+            exc.details.get("action", ""),
+            actor=user if user and user.is_authenticated else None,
+            object_type="record",
+            object_id=str(exc.details.get("object_id", "")),
+            reason=exc.message,
+        )
     return api.create_response(request, exc.as_problem(), status=exc.status)
 
 
@@ -43,18 +47,27 @@ def domain_error(request: HttpRequest, exc: MedarchiveError) -> HttpResponse:
 def request_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
     errors = []
     for err in exc.errors:
-        loc = [str(part) for part in err.get("loc", []) if part not in {"body", "query", "path", "form", "file", "payload"}]
+        loc = [
+            str(part) for part in err.get("loc", []) if part not in {"body", "query", "path", "form", "file", "payload"}
+        ]
         errors.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
     first = errors[0] if errors else {"field": "", "message": "invalid request"}
-    problem = {"code": "validation_error", "message": f"{first['field']}: {first['message']}".lstrip(": "),
-               "field": first["field"], "errors": errors}
+    problem = {
+        "code": "validation_error",
+        "message": f"{first['field']}: {first['message']}".lstrip(": "),
+        "field": first["field"],
+        "errors": errors,
+    }
     return api.create_response(request, problem, status=422)
 
 
 @api.exception_handler(AuthenticationError)
 def not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return api.create_response(request, {"code": "not_authenticated", "message": "authentication required: send "
-                                         "Authorization: Bearer <token>"}, status=401)
+    return api.create_response(
+        request,
+        {"code": "not_authenticated", "message": "authentication required: send Authorization: Bearer <token>"},
+        status=401,
+    )
 
 
 @api.get("/health", auth=None, tags=["system"])

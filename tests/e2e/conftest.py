@@ -24,20 +24,33 @@ class Cli:
     data_dir: Path
     env: dict[str, str]
 
-    def run(self, *args: str, input: str | None = None, check: bool = True,
-            timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "medarchive", "--data-dir", str(self.data_dir), *args],
-            input=input, capture_output=True, text=True, env=self.env, timeout=timeout, check=False,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"medarchive {' '.join(args)} exited {result.returncode}\n"
-                                 f"stdout: {result.stdout}\nstderr: {result.stderr}")
+            raise AssertionError(
+                f"medarchive {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
         return result
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-m", "medarchive", "--data-dir", str(self.data_dir), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "medarchive", "--data-dir", str(self.data_dir), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
 
 
 def _pg_database(url: str) -> Iterator[str]:
@@ -85,8 +98,12 @@ def cli(fresh_cli: Callable[[], Cli]) -> Cli:
     c.run("init")
     c.run("department", "add", "BGS", "院办公室")
     c.run("department", "add", "NK", "内科")
-    for name, role, dept in (("archivist", "archivist", None), ("officer", "officer", "BGS"),
-                             ("auditor", "auditor", None), ("viewer", "viewer", "BGS")):
+    for name, role, dept in (
+        ("archivist", "archivist", None),
+        ("officer", "officer", "BGS"),
+        ("auditor", "auditor", None),
+        ("viewer", "viewer", "BGS"),
+    ):
         args = ["user", "add", name, "--role", role, "--password-stdin"]
         if dept:
             args += ["--department", dept]

@@ -17,8 +17,22 @@ pytestmark = pytest.mark.slow
 
 
 def _ingest(cli: Cli, *paths: Path, title: str = "院长办公会纪要", extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    result = cli.run("ingest", *map(str, paths), "--class", "WS", "--department", "BGS", "--title", title,
-                     "--date", "2025-04-01", "--as", "officer", "--json", *extra)
+    result = cli.run(
+        "ingest",
+        *map(str, paths),
+        "--class",
+        "WS",
+        "--department",
+        "BGS",
+        "--title",
+        title,
+        "--date",
+        "2025-04-01",
+        "--as",
+        "officer",
+        "--json",
+        *extra,
+    )
     return json.loads(result.stdout)
 
 
@@ -60,15 +74,17 @@ def test_directory_ingest_is_one_record_per_file_and_rerun_skips(cli: Cli, tmp_p
     assert json.loads(cli.run("records", "list", "--as", "officer", "--json").stdout)["total"] == 3
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--class", "NOPE"], "unknown class"),
-    (["--department", "XX"], "unknown department"),
-    (["--date", "2025-02-31"], "date"),
-    (["--meta", "pages=lots"], "pages"),
-    (["--meta", "novalue"], "KEY=VALUE"),
-])
-def test_bad_input_exits_non_zero_with_a_clear_message(cli: Cli, tmp_path: Path, args: list[str],
-                                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--class", "NOPE"], "unknown class"),
+        (["--department", "XX"], "unknown department"),
+        (["--date", "2025-02-31"], "date"),
+        (["--meta", "pages=lots"], "pages"),
+        (["--meta", "novalue"], "KEY=VALUE"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_a_clear_message(cli: Cli, tmp_path: Path, args: list[str], message: str) -> None:
     source = tmp_path / "a.pdf"
     source.write_bytes(b"%PDF-1.7 x")
     base = {"--class": "WS", "--department": "BGS", "--title": "t", "--date": "2025-01-01"}
@@ -86,8 +102,21 @@ def test_bad_input_exits_non_zero_with_a_clear_message(cli: Cli, tmp_path: Path,
 def test_empty_file_and_unknown_user_are_refused(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "empty.pdf"
     empty.write_bytes(b"")
-    result = cli.run("ingest", str(empty), "--class", "WS", "--department", "BGS", "--title", "t", "--date",
-                     "2025-01-01", "--as", "officer", check=False)
+    result = cli.run(
+        "ingest",
+        str(empty),
+        "--class",
+        "WS",
+        "--department",
+        "BGS",
+        "--title",
+        "t",
+        "--date",
+        "2025-01-01",
+        "--as",
+        "officer",
+        check=False,
+    )
     assert result.returncode == 2 and "empty" in result.stderr
     result = cli.run("records", "list", "--as", "ghost", check=False)
     assert result.returncode == 3 and "ghost" in result.stderr

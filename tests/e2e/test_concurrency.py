@@ -28,8 +28,13 @@ DJANGO_PRELUDE = textwrap.dedent("""
 
 def _python(cli: Any, code: str, *args: str) -> subprocess.Popen[str]:
     env = {**cli.env, "MEDARCHIVE_DATA_DIR": str(cli.data_dir)}
-    return subprocess.Popen([sys.executable, "-c", DJANGO_PRELUDE + textwrap.dedent(code), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", DJANGO_PRELUDE + textwrap.dedent(code), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _query(cli: Any, sql: str) -> list[tuple[Any, ...]]:
@@ -53,8 +58,21 @@ def test_kill_9_mid_batch_leaves_nothing_half_written_and_the_batch_reruns(cli: 
     count = 30
     for i in range(count):
         (batch / f"扫描件{i:02d}.pdf").write_bytes(b"%PDF-1.7 " + os.urandom(3 * 1024 * 1024))
-    args = ["ingest", str(batch), "--class", "WS", "--department", "BGS", "--title", "批量扫描", "--date",
-            "2025-05-05", "--as", "archivist", "--json"]
+    args = [
+        "ingest",
+        str(batch),
+        "--class",
+        "WS",
+        "--department",
+        "BGS",
+        "--title",
+        "批量扫描",
+        "--date",
+        "2025-05-05",
+        "--as",
+        "archivist",
+        "--json",
+    ]
     proc = cli.popen(*args)
     deadline = time.monotonic() + 120
     while len(_blob_files(cli)) < 6 and time.monotonic() < deadline and proc.poll() is None:
@@ -68,8 +86,11 @@ def test_kill_9_mid_batch_leaves_nothing_half_written_and_the_batch_reruns(cli: 
     # Nothing half-written: every record has its file, stored and present.
     records = _query(cli, "SELECT id FROM archiving_record")
     assert 0 < len(records) < count
-    rows = _query(cli, "SELECT c.record_id, b.address, b.state FROM archiving_component c "
-                       "JOIN preservation_blob b ON b.address = c.blob_id")
+    rows = _query(
+        cli,
+        "SELECT c.record_id, b.address, b.state FROM archiving_component c "
+        "JOIN preservation_blob b ON b.address = c.blob_id",
+    )
     assert {r[0] for r in rows} == {r[0] for r in records}
     files = _blob_files(cli)
     assert all(state == "stored" and address in files for _, address, state in rows)
@@ -91,7 +112,9 @@ def test_kill_9_mid_batch_leaves_nothing_half_written_and_the_batch_reruns(cli: 
 
 def test_parallel_archiving_gives_gap_free_unique_item_numbers(cli: Any) -> None:
     workers, per_worker = 4, 12
-    make = _python(cli, """
+    make = _python(
+        cli,
+        """
         import io
         from medarchive.archiving import services as archiving
         from medarchive.capture.services import Description, IncomingFile, create_record
@@ -105,15 +128,24 @@ def test_parallel_archiving_gives_gap_free_unique_item_numbers(cli: Any) -> None
             archiving.accept_record(r.pk, actor=archivist)
             ids.append(str(r.pk))
         print(" ".join(ids))
-    """, str(workers * per_worker))
+    """,
+        str(workers * per_worker),
+    )
     out, err = make.communicate(timeout=300)
     assert make.returncode == 0, err
     ids = out.split()
-    archivers = [_python(cli, """
+    archivers = [
+        _python(
+            cli,
+            """
         from medarchive.archiving import services as archiving
         for record_id in sys.argv[1:]:
             archiving.archive_record(record_id, actor=archivist)
-    """, *ids[w::workers]) for w in range(workers)]
+    """,
+            *ids[w::workers],
+        )
+        for w in range(workers)
+    ]
     for proc in archivers:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err

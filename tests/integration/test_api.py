@@ -29,8 +29,14 @@ def _auth(raw: str) -> dict[str, str]:
 
 
 def _post_record(client: Client, raw: str, *, files: list[Any] | None = None, **fields: Any) -> Any:
-    data = {"class_code": "WS", "department": "BGS", "title": "年度工作总结", "date": "2025-12-30",
-            "metadata": json.dumps({"keywords": ["总结"], "pages": 12}), **fields}
+    data = {
+        "class_code": "WS",
+        "department": "BGS",
+        "title": "年度工作总结",
+        "date": "2025-12-30",
+        "metadata": json.dumps({"keywords": ["总结"], "pages": 12}),
+        **fields,
+    }
     data["files"] = files if files is not None else [SimpleUploadedFile("总结.pdf", b"%PDF-1.7\nbody " * 100)]
     headers = _auth(raw)
     if "idem" in fields:
@@ -54,8 +60,11 @@ def test_openapi_document_is_served_to_authenticated_clients(client: Client, tok
 
 def test_create_get_list_download_round_trip(client: Client, token: dict[str, str]) -> None:
     body = b"%PDF-1.7\n" + "年度工作总结正文".encode() * 500
-    response = _post_record(client, token["officer"], files=[SimpleUploadedFile("总结.pdf", body),
-                                                              SimpleUploadedFile("附件.xlsx", b"PK\x03\x04xl/")])
+    response = _post_record(
+        client,
+        token["officer"],
+        files=[SimpleUploadedFile("总结.pdf", body), SimpleUploadedFile("附件.xlsx", b"PK\x03\x04xl/")],
+    )
     assert response.status_code == 201, response.content
     created = response.json()
     assert created["state"] == "draft" and created["class_code"] == "WS" and len(created["files"]) == 2
@@ -79,8 +88,12 @@ def test_create_get_list_download_round_trip(client: Client, token: dict[str, st
 
 def test_patch_then_lifecycle_through_the_api(client: Client, token: dict[str, str]) -> None:
     record_id = _post_record(client, token["officer"]).json()["id"]
-    patched = client.patch(f"/api/v1/records/{record_id}", {"title": "改后的题名", "doc_number": "院办〔2025〕3号"},
-                           content_type="application/json", **_auth(token["officer"]))
+    patched = client.patch(
+        f"/api/v1/records/{record_id}",
+        {"title": "改后的题名", "doc_number": "院办〔2025〕3号"},
+        content_type="application/json",
+        **_auth(token["officer"]),
+    )
     assert patched.status_code == 200 and patched.json()["title"] == "改后的题名"
     assert client.post(f"/api/v1/records/{record_id}/submit", **_auth(token["officer"])).status_code == 200
     denied = client.post(f"/api/v1/records/{record_id}/accept", **_auth(token["officer"]))
@@ -89,21 +102,26 @@ def test_patch_then_lifecycle_through_the_api(client: Client, token: dict[str, s
     client.post(f"/api/v1/records/{record_id}/accept", **_auth(token["archivist"]))
     archived = client.post(f"/api/v1/records/{record_id}/archive", **_auth(token["archivist"])).json()
     assert archived["archival_code"] == "Z001-WS·2025·D30·BGS-0001"
-    frozen = client.patch(f"/api/v1/records/{record_id}", {"title": "x"}, content_type="application/json",
-                          **_auth(token["archivist"]))
+    frozen = client.patch(
+        f"/api/v1/records/{record_id}", {"title": "x"}, content_type="application/json", **_auth(token["archivist"])
+    )
     assert frozen.status_code == 409
 
 
-@pytest.mark.parametrize(("fields", "status", "field"), [
-    ({"class_code": "ZZ"}, 422, "class"),
-    ({"department": "NOPE"}, 422, "department"),
-    ({"date": "2025-02-30"}, 422, "date"),
-    ({"metadata": "{not json"}, 422, "metadata"),
-    ({"metadata": json.dumps({"pages": "many"})}, 422, "metadata.pages"),
-    ({"title": ""}, 422, "title"),
-])
-def test_bad_requests_get_a_problem_naming_the_field(client: Client, token: dict[str, str], fields: dict[str, Any],
-                                                     status: int, field: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "status", "field"),
+    [
+        ({"class_code": "ZZ"}, 422, "class"),
+        ({"department": "NOPE"}, 422, "department"),
+        ({"date": "2025-02-30"}, 422, "date"),
+        ({"metadata": "{not json"}, 422, "metadata"),
+        ({"metadata": json.dumps({"pages": "many"})}, 422, "metadata.pages"),
+        ({"title": ""}, 422, "title"),
+    ],
+)
+def test_bad_requests_get_a_problem_naming_the_field(
+    client: Client, token: dict[str, str], fields: dict[str, Any], status: int, field: str
+) -> None:
     response = _post_record(client, token["archivist"], **fields)
     assert response.status_code == status, response.content
     problem = response.json()
@@ -126,22 +144,31 @@ def test_a_record_without_files_is_refused(client: Client, token: dict[str, str]
 def _raw_multipart(fields: dict[str, str], filename: str, body: bytes) -> tuple[bytes, str]:
     """Multipart by hand: Django's test client would strip a path from the file name before sending."""
     boundary = "----medarchive-test-boundary"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-             for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
-                 f"Content-Type: application/pdf\r\n\r\n".encode() + body + b"\r\n")
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+        f"Content-Type: application/pdf\r\n\r\n".encode()
+        + body
+        + b"\r\n"
+    )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-@pytest.mark.parametrize(("name", "body", "status", "code"), [
-    ("../../etc/passwd", b"%PDF x", 422, "validation_error"),
-    ("/etc/passwd", b"%PDF x", 422, "validation_error"),
-    ("空.pdf", b"", 422, "empty_file"),
-    ("big.pdf", b"%PDF" + b"x" * 5000, 413, "payload_too_large"),
-])
-def test_bad_files_are_refused(client: Client, token: dict[str, str], settings: Any, name: str, body: bytes,
-                               status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "body", "status", "code"),
+    [
+        ("../../etc/passwd", b"%PDF x", 422, "validation_error"),
+        ("/etc/passwd", b"%PDF x", 422, "validation_error"),
+        ("空.pdf", b"", 422, "empty_file"),
+        ("big.pdf", b"%PDF" + b"x" * 5000, 413, "payload_too_large"),
+    ],
+)
+def test_bad_files_are_refused(
+    client: Client, token: dict[str, str], settings: Any, name: str, body: bytes, status: int, code: str
+) -> None:
     import dataclasses
 
     settings.CONFIG = dataclasses.replace(settings.CONFIG, max_upload_bytes=4096)
@@ -149,7 +176,7 @@ def test_bad_files_are_refused(client: Client, token: dict[str, str], settings: 
     payload, content_type = _raw_multipart(fields, name, body)
     response = client.post("/api/v1/records", payload, content_type=content_type, **_auth(token["archivist"]))
     assert response.status_code == status, response.content
-    assert response.json()["code"] == code and name.split("/")[-1] in response.json()["message"]
+    assert response.json()["code"] == code and name.rsplit("/", maxsplit=1)[-1] in response.json()["message"]
     assert Record.objects.count() == 0
     staging = settings.CONFIG.blob_dir / ".staging"
     assert not staging.exists() or list(staging.iterdir()) == []  # nothing half-written left behind

@@ -28,8 +28,13 @@ from medarchive.security.models import AuditEntry
 
 
 def _desc(**overrides: Any) -> Description:
-    base: dict[str, Any] = {"class_code": "WS", "department_code": "BGS", "title": "关于加强病案管理的通知",
-                            "date": "2025-06-01", "responsible": "院办公室"}
+    base: dict[str, Any] = {
+        "class_code": "WS",
+        "department_code": "BGS",
+        "title": "关于加强病案管理的通知",
+        "date": "2025-06-01",
+        "responsible": "院办公室",
+    }
     return Description(**{**base, **overrides})
 
 
@@ -38,8 +43,12 @@ def _file(body: bytes = b"%PDF-1.7\nhello", name: str = "通知.pdf") -> Incomin
 
 
 def _counts() -> tuple[int, int, int, int]:
-    return (Record.objects.count(), Blob.objects.count(), len(list(blob_store().storage.addresses())),
-            AuditEntry.objects.filter(action="record:create").count())
+    return (
+        Record.objects.count(),
+        Blob.objects.count(),
+        len(list(blob_store().storage.addresses())),
+        AuditEntry.objects.filter(action="record:create").count(),
+    )
 
 
 def test_capture_stores_attributes_digests_events_and_audit(users: dict[str, Any]) -> None:
@@ -64,21 +73,25 @@ def test_two_captures_get_different_ids_and_electronic_numbers(make_record: Any)
     assert a.pk != b.pk and a.electronic_no != b.electronic_no
 
 
-@pytest.mark.parametrize(("overrides", "field"), [
-    ({"class_code": "NOPE"}, "class"),
-    ({"department_code": "XX"}, "department"),
-    ({"title": "  "}, "title"),
-    ({"date": "2025-13-40"}, "date"),
-    ({"date": "yesterday"}, "date"),
-    ({"security_level": "top"}, "security_level"),
-    ({"open_status": "maybe"}, "open_status"),
-    ({"retention": "D99"}, "retention"),
-    ({"metadata": {"pages": "three"}}, "metadata.pages"),
-    ({"metadata": {"discharge_date": "not a date"}}, "metadata.discharge_date"),
-    ({"metadata": {"nested": {"a": 1}}}, "metadata.nested"),
-])
-def test_bad_description_is_refused_and_nothing_is_written(users: dict[str, Any], overrides: dict[str, Any],
-                                                          field: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"class_code": "NOPE"}, "class"),
+        ({"department_code": "XX"}, "department"),
+        ({"title": "  "}, "title"),
+        ({"date": "2025-13-40"}, "date"),
+        ({"date": "yesterday"}, "date"),
+        ({"security_level": "top"}, "security_level"),
+        ({"open_status": "maybe"}, "open_status"),
+        ({"retention": "D99"}, "retention"),
+        ({"metadata": {"pages": "three"}}, "metadata.pages"),
+        ({"metadata": {"discharge_date": "not a date"}}, "metadata.discharge_date"),
+        ({"metadata": {"nested": {"a": 1}}}, "metadata.nested"),
+    ],
+)
+def test_bad_description_is_refused_and_nothing_is_written(
+    users: dict[str, Any], overrides: dict[str, Any], field: str
+) -> None:
     before = _counts()
     with pytest.raises(ValidationError) as info:
         create_record(_desc(**overrides), [_file()], actor=users["archivist"])

@@ -71,8 +71,13 @@ def test_three_administrators_are_separated(users: dict[str, Any], make_record: 
     assert not can(sysadmin, Action.RECORD_CONTENT_READ, record)
     assert not can(sysadmin, Action.ROLE_ASSIGN)  # cannot grant rights to themselves
     assert verify_audit(actor=auditor).ok
-    for action in (Action.RECORD_CREATE, Action.RECORD_UPDATE, Action.RECORD_ARCHIVE, Action.USER_MANAGE,
-                   Action.KEYS_ROTATE):
+    for action in (
+        Action.RECORD_CREATE,
+        Action.RECORD_UPDATE,
+        Action.RECORD_ARCHIVE,
+        Action.USER_MANAGE,
+        Action.KEYS_ROTATE,
+    ):
         assert not can(auditor, action, record), action  # the auditor changes nothing
     assert can(secadmin, Action.ROLE_ASSIGN) and not can(secadmin, Action.AUDIT_READ)
 
@@ -91,10 +96,14 @@ MATRIX = [
 
 
 @pytest.mark.parametrize(("who", "expected"), MATRIX)
-def test_permission_matrix_lists_and_gets_agree(users: dict[str, Any], make_record: Any, who: str,
-                                               expected: tuple[bool, bool, bool]) -> None:
-    records = (make_record(department="BGS"), make_record(department="NK"),
-               make_record(department="NK", open_status="开放", title="开放的年度报告"))
+def test_permission_matrix_lists_and_gets_agree(
+    users: dict[str, Any], make_record: Any, who: str, expected: tuple[bool, bool, bool]
+) -> None:
+    records = (
+        make_record(department="BGS"),
+        make_record(department="NK"),
+        make_record(department="NK", open_status="开放", title="开放的年度报告"),
+    )
     actor = users[who]
     visible = set(queries.visible_records(actor).values_list("pk", flat=True))
     for record, allowed in zip(records, expected, strict=True):
@@ -114,8 +123,12 @@ def test_viewer_sees_metadata_but_not_content(users: dict[str, Any], make_record
 
 
 def test_patient_identifiers_are_masked_without_the_right(users: dict[str, Any], make_record: Any) -> None:
-    record = make_record(department="NK", class_code="BA-ZY", open_status="开放",
-                         metadata={"patient_id": "P000123", "patient_name": "张某某", "pages": 4})
+    record = make_record(
+        department="NK",
+        class_code="BA-ZY",
+        open_status="开放",
+        metadata={"patient_id": "P000123", "patient_name": "张某某", "pages": 4},
+    )
     seen_by_clinician = queries.describe(record, users["clinician"])["metadata"]
     seen_by_researcher = queries.describe(record, users["researcher"])["metadata"]
     assert seen_by_clinician["patient_name"] == "张某某"

@@ -13,6 +13,7 @@ from medarchive.access import queries
 from medarchive.access.services import read_content
 from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
+from medarchive.security.api_auth import actor_of
 
 
 class ListFilter(Schema):
@@ -37,28 +38,42 @@ class RecordPage(Schema):
 
 @records.get("", tags=["access"], response={200: RecordPage, **ERRORS}, summary="List records you may see")
 def list_records(request: HttpRequest, filters: Query[ListFilter]) -> dict[str, Any]:
-    flt = queries.RecordFilter(q=filters.q, class_code=filters.class_code, department_code=filters.department,
-                               state=filters.state, year=filters.year, date_from=filters.date_from,
-                               date_to=filters.date_to)
-    page = queries.list_records(request.user, flt, page=filters.page, page_size=filters.page_size)  # type: ignore[arg-type]
+    flt = queries.RecordFilter(
+        q=filters.q,
+        class_code=filters.class_code,
+        department_code=filters.department,
+        state=filters.state,
+        year=filters.year,
+        date_from=filters.date_from,
+        date_to=filters.date_to,
+    )
+    page = queries.list_records(actor_of(request), flt, page=filters.page, page_size=filters.page_size)
     return {
-        "items": [RecordOut.from_description(queries.describe(r, request.user, with_files=False))  # type: ignore[arg-type]
-                  for r in page.items],
-        "total": page.total, "page": page.page, "pages": page.pages, "page_size": page.page_size,
+        "items": [
+            RecordOut.from_description(queries.describe(r, actor_of(request), with_files=False)) for r in page.items
+        ],
+        "total": page.total,
+        "page": page.page,
+        "pages": page.pages,
+        "page_size": page.page_size,
     }
 
 
-@records.get("/{record_id}", tags=["access"], response={200: RecordOut, **ERRORS}, summary="One record with files and history")
+@records.get(
+    "/{record_id}", tags=["access"], response={200: RecordOut, **ERRORS}, summary="One record with files and history"
+)
 def get_record(request: HttpRequest, record_id: str) -> RecordOut:
-    record = queries.get_record(request.user, record_id)  # type: ignore[arg-type]
-    queries.audit_metadata_read(request.user, record)  # type: ignore[arg-type]
-    return RecordOut.from_description(queries.describe(record, request.user, with_history=True))  # type: ignore[arg-type]
+    record = queries.get_record(actor_of(request), record_id)
+    queries.audit_metadata_read(actor_of(request), record)
+    return RecordOut.from_description(queries.describe(record, actor_of(request), with_history=True))
 
 
-@records.get("/{record_id}/files/{sequence}/content", tags=["access"], response={200: None, **ERRORS}, summary="Download a file")
+@records.get(
+    "/{record_id}/files/{sequence}/content", tags=["access"], response={200: None, **ERRORS}, summary="Download a file"
+)
 def download(request: HttpRequest, record_id: str, sequence: int) -> StreamingHttpResponse:
     """Streams the decrypted file. Every download is audited as `record:content:read`."""
-    content = read_content(request.user, record_id, sequence=sequence)  # type: ignore[arg-type]
+    content = read_content(actor_of(request), record_id, sequence=sequence)
     response = StreamingHttpResponse(content.chunks, content_type=content.component.mime_type)
     response["Content-Length"] = str(content.component.size)
     response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(content.component.filename)}"

@@ -54,8 +54,13 @@ def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: in
         raise ValidationError("page must be 1 or more", field="page")
     qs = visible_records(actor)
     if flt.q:
-        qs = qs.filter(Q(title__icontains=flt.q) | Q(doc_number__icontains=flt.q) | Q(archival_code__icontains=flt.q)
-                       | Q(electronic_no__icontains=flt.q) | Q(responsible__icontains=flt.q))
+        qs = qs.filter(
+            Q(title__icontains=flt.q)
+            | Q(doc_number__icontains=flt.q)
+            | Q(archival_code__icontains=flt.q)
+            | Q(electronic_no__icontains=flt.q)
+            | Q(responsible__icontains=flt.q)
+        )
     if flt.class_code:
         qs = qs.filter(Q(archive_class__code=flt.class_code) | Q(archive_class__parent__code=flt.class_code))
     if flt.department_code:
@@ -70,8 +75,13 @@ def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: in
         qs = qs.filter(date__lte=flt.date_to)
     paginator = Paginator(qs.order_by("-created_at", "pk"), page_size)
     number = min(page, max(paginator.num_pages, 1))
-    return Page(items=list(paginator.page(number).object_list), total=paginator.count, page=number,
-                pages=paginator.num_pages, page_size=page_size)
+    return Page(
+        items=list(paginator.page(number).object_list),
+        total=paginator.count,
+        page=number,
+        pages=paginator.num_pages,
+        page_size=page_size,
+    )
 
 
 def get_record(actor: User, record_id: Any) -> Record:
@@ -110,23 +120,39 @@ def describe(record: Record, actor: User, *, with_files: bool = True, with_histo
         "retention": record.retention,
         "open_status": record.open_status,
         "organization": record.organization,
-        "metadata": metadata_schema.masked(record.metadata, may_see_patient=may_see_patient,
-                                           name=record.metadata_schema),
+        "metadata": metadata_schema.masked(
+            record.metadata, may_see_patient=may_see_patient, name=record.metadata_schema
+        ),
         "metadata_schema": record.metadata_schema,
         "created_at": record.created_at.isoformat(),
         "archived_at": record.archived_at.isoformat() if record.archived_at else None,
     }
     if with_files:
         data["files"] = [
-            {"sequence": c.sequence, "role": c.role, "filename": c.filename, "size": c.size, "mime_type": c.mime_type,
-             "format_name": c.format_name, "format_version": c.format_version, "sha256": c.sha256, "sm3": c.sm3,
-             "created": c.created.isoformat() if c.created else None}
+            {
+                "sequence": c.sequence,
+                "role": c.role,
+                "filename": c.filename,
+                "size": c.size,
+                "mime_type": c.mime_type,
+                "format_name": c.format_name,
+                "format_version": c.format_version,
+                "sha256": c.sha256,
+                "sm3": c.sm3,
+                "created": c.created.isoformat() if c.created else None,
+            }
             for c in record.components.all()
         ]
     if with_history:
         data["history"] = [
-            {"action": e.action, "state": e.state, "at": e.at.isoformat(), "actor": e.actor.username,
-             "basis": e.basis, "description": e.description}
+            {
+                "action": e.action,
+                "state": e.state,
+                "at": e.at.isoformat(),
+                "actor": e.actor.username,
+                "basis": e.basis,
+                "description": e.description,
+            }
             for e in record.business_events.select_related("actor")
         ]
     return data

@@ -36,6 +36,11 @@ def read_content(actor: User, record_id: Any, *, sequence: int = 1) -> ContentSt
     if component is None:
         raise NotFound(f"record {record.electronic_no} has no file #{sequence}", field="sequence")
     with transaction.atomic():
-        audit.record_event(Action.RECORD_CONTENT_READ, actor=actor, object_type="record", object_id=str(record.pk),
-                           details={"file": component.filename, "sequence": sequence, "sha256": component.sha256})
+        audit.record_event(
+            Action.RECORD_CONTENT_READ,
+            actor=actor,
+            object_type="record",
+            object_id=str(record.pk),
+            details={"file": component.filename, "sequence": sequence, "sha256": component.sha256},
+        )
     return ContentStream(component=component, chunks=preservation.open_blob(component.blob))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -12,27 +13,33 @@ from django.shortcuts import render
 
 from medarchive.access import queries
 from medarchive.access.services import read_content
-from medarchive.archiving.models import RecordState
+from medarchive.archiving.models import ArchiveClass, RecordState
 from medarchive.core.errors import MedarchiveError, NotFound
 from medarchive.core.models import Department
+from medarchive.security.api_auth import actor_of
 from medarchive.security.permissions import can
 from medarchive.security.roles import Action
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    context = {"can_list": can(user, Action.RECORD_LIST), "can_create": can(user, Action.RECORD_CREATE)}  # type: ignore[arg-type]
+    user = actor_of(request)
+    context: dict[str, Any] = {"can_list": can(user, Action.RECORD_LIST), "can_create": can(user, Action.RECORD_CREATE)}
     if context["can_list"]:
-        visible = queries.visible_records(user)  # type: ignore[arg-type]
+        visible = queries.visible_records(user)
         by_state = dict(visible.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
-        context.update({
-            "total": sum(by_state.values()),
-            "states": [(s.label, by_state.get(s.value, 0), s.value) for s in RecordState],
-            "by_class": list(visible.values("archive_class__code", "archive_class__name")
-                             .annotate(n=Count("pk")).order_by("-n")[:8]),
-            "recent": list(visible.order_by("-created_at")[:8]),
-        })
+        context.update(
+            {
+                "total": sum(by_state.values()),
+                "states": [(s.label, by_state.get(s.value, 0), s.value) for s in RecordState],
+                "by_class": list(
+                    visible.values("archive_class__code", "archive_class__name")
+                    .annotate(n=Count("pk"))
+                    .order_by("-n")[:8]
+                ),
+                "recent": list(visible.order_by("-created_at")[:8]),
+            }
+        )
     return render(request, "access/dashboard.html", context)
 
 
@@ -44,46 +51,63 @@ def _filter(request: HttpRequest) -> queries.RecordFilter:
             return None
 
     year = request.GET.get("year", "")
-    return queries.RecordFilter(q=request.GET.get("q", "").strip(), class_code=request.GET.get("class", ""),
-                                department_code=request.GET.get("department", ""), state=request.GET.get("state", ""),
-                                year=int(year) if year.isdigit() else None, date_from=date("date_from"),
-                                date_to=date("date_to"))
+    return queries.RecordFilter(
+        q=request.GET.get("q", "").strip(),
+        class_code=request.GET.get("class", ""),
+        department_code=request.GET.get("department", ""),
+        state=request.GET.get("state", ""),
+        year=int(year) if year.isdigit() else None,
+        date_from=date("date_from"),
+        date_to=date("date_to"),
+    )
 
 
 @login_required
 def record_list(request: HttpRequest) -> HttpResponse:
     page_number = request.GET.get("page", "1")
     flt = _filter(request)
-    page = queries.list_records(request.user, flt, page=int(page_number) if page_number.isdigit() else 1)  # type: ignore[arg-type]
+    page = queries.list_records(actor_of(request), flt, page=int(page_number) if page_number.isdigit() else 1)
     params = {k: v for k, v in request.GET.items() if k != "page" and v}
-    return render(request, "access/record_list.html", {
-        "page": page, "filter": flt, "query": urlencode(params), "states": RecordState.choices,
-        "departments": Department.objects.filter(active=True),
-        "classes": _classes(),
-    })
+    return render(
+        request,
+        "access/record_list.html",
+        {
+            "page": page,
+            "filter": flt,
+            "query": urlencode(params),
+            "states": RecordState.choices,
+            "departments": Department.objects.filter(active=True),
+            "classes": _classes(),
+        },
+    )
 
 
 def _classes() -> list[tuple[str, str]]:
-    from medarchive.archiving.models import ArchiveClass
-
     return list(ArchiveClass.objects.filter(scheme__active=True).values_list("code", "name"))
 
 
 @login_required
 def record_detail(request: HttpRequest, record_id: str) -> HttpResponse:
     try:
-        record = queries.get_record(request.user, record_id)  # type: ignore[arg-type]
+        record = queries.get_record(actor_of(request), record_id)
     except NotFound:
         raise Http404 from None
-    queries.audit_metadata_read(request.user, record)  # type: ignore[arg-type]
-    data = queries.describe(record, request.user, with_history=True)  # type: ignore[arg-type]
-    user = request.user
-    return render(request, "access/record_detail.html", {
-        "record": data,
-        "can_read_content": can(user, Action.RECORD_CONTENT_READ, record),  # type: ignore[arg-type]
-        "steps": [(step, label) for step, action, label, state in _STEPS
-                  if record.state == state and can(user, action, record)],  # type: ignore[arg-type]
-    })
+    queries.audit_metadata_read(actor_of(request), record)
+    data = queries.describe(record, actor_of(request), with_history=True)
+    user = actor_of(request)
+    return render(
+        request,
+        "access/record_detail.html",
+        {
+            "record": data,
+            "can_read_content": can(user, Action.RECORD_CONTENT_READ, record),
+            "steps": [
+                (step, label)
+                for step, action, label, state in _STEPS
+                if record.state == state and can(user, action, record)
+            ],
+        },
+    )
 
 
 _STEPS = [
@@ -94,9 +118,9 @@ _STEPS = [
 
 
 @login_required
-def download(request: HttpRequest, record_id: str, sequence: int) -> HttpResponse:
+def download(request: HttpRequest, record_id: str, sequence: int) -> HttpResponse | StreamingHttpResponse:
     try:
-        content = read_content(request.user, record_id, sequence=sequence)  # type: ignore[arg-type]
+        content = read_content(actor_of(request), record_id, sequence=sequence)
     except NotFound:
         raise Http404 from None
     except MedarchiveError as exc:

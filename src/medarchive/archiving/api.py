@@ -14,6 +14,7 @@ from medarchive.archiving import services
 from medarchive.capture.services import update_draft
 from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
+from medarchive.security.api_auth import actor_of
 
 
 class DraftChanges(Schema):
@@ -32,31 +33,47 @@ class HoldIn(Schema):
     reason: str
 
 
-@records.patch("/{record_id}", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Change a draft's description")
+@records.patch(
+    "/{record_id}", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Change a draft's description"
+)
 def patch_record(request: HttpRequest, record_id: UUID, changes: DraftChanges) -> RecordOut:
-    record = update_draft(record_id, changes.dict(exclude_unset=True), actor=request.user)  # type: ignore[arg-type]
-    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+    record = update_draft(record_id, changes.dict(exclude_unset=True), actor=actor_of(request))
+    return RecordOut.from_description(describe(record, actor_of(request)))
 
 
-@records.post("/{record_id}/submit", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Submit a draft to the archive")
+@records.post(
+    "/{record_id}/submit",
+    tags=["archiving"],
+    response={200: RecordOut, **ERRORS},
+    summary="Submit a draft to the archive",
+)
 def submit(request: HttpRequest, record_id: UUID) -> RecordOut:
-    record = services.submit_record(record_id, actor=request.user)  # type: ignore[arg-type]
-    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+    record = services.submit_record(record_id, actor=actor_of(request))
+    return RecordOut.from_description(describe(record, actor_of(request)))
 
 
-@records.post("/{record_id}/accept", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Accept a submitted record")
+@records.post(
+    "/{record_id}/accept", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Accept a submitted record"
+)
 def accept(request: HttpRequest, record_id: UUID) -> RecordOut:
-    record = services.accept_record(record_id, actor=request.user)  # type: ignore[arg-type]
-    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+    record = services.accept_record(record_id, actor=actor_of(request))
+    return RecordOut.from_description(describe(record, actor_of(request)))
 
 
-@records.post("/{record_id}/archive", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Archive: assign the 档号")
+@records.post(
+    "/{record_id}/archive", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Archive: assign the 档号"
+)
 def archive(request: HttpRequest, record_id: UUID) -> RecordOut:
-    record = services.archive_record(record_id, actor=request.user)  # type: ignore[arg-type]
-    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+    record = services.archive_record(record_id, actor=actor_of(request))
+    return RecordOut.from_description(describe(record, actor_of(request)))
 
 
-@records.post("/{record_id}/hold", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Put an archived record on hold")
+@records.post(
+    "/{record_id}/hold",
+    tags=["archiving"],
+    response={200: RecordOut, **ERRORS},
+    summary="Put an archived record on hold",
+)
 def hold(request: HttpRequest, record_id: UUID, body: HoldIn) -> RecordOut:
-    record = services.hold_record(record_id, actor=request.user, reason=body.reason)  # type: ignore[arg-type]
-    return RecordOut.from_description(describe(record, request.user))  # type: ignore[arg-type]
+    record = services.hold_record(record_id, actor=actor_of(request), reason=body.reason)
+    return RecordOut.from_description(describe(record, actor_of(request)))

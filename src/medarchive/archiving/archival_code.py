@@ -73,8 +73,11 @@ class ArchivalCodePattern:
         for match in _TOKEN.finditer(self.text):
             parts.append(re.escape(self.text[pos : match.start()]))
             name = match.group(1)
-            parts.append(rf"(?P<item>\d{{{self.item_width}}})" if name.startswith("item")
-                         else rf"(?P<{name.replace('class', 'klass')}>[0-9A-Za-z\u4e00-\u9fff_-]+?)")
+            parts.append(
+                rf"(?P<item>\d{{{self.item_width}}})"
+                if name.startswith("item")
+                else rf"(?P<{name.replace('class', 'klass')}>[0-9A-Za-z\u4e00-\u9fff_-]+?)"
+            )
             pos = match.end()
         parts.append(re.escape(self.text[pos:]))
         return re.compile("^" + "".join(parts) + "$")

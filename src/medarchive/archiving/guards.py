@@ -6,22 +6,48 @@ which ones are legal. The columns listed are the core DA/T 46 description.
 
 from medarchive.core.dbtriggers import Guard
 
-_CORE = ["title", "responsible", "date", "year", "doc_number", "security_level", "retention", "organization",
-         "archival_code", "item_number", "electronic_no", "fonds_id", "archive_class_id", "department_id",
-         "metadata"]
+_CORE = [
+    "title",
+    "responsible",
+    "date",
+    "year",
+    "doc_number",
+    "security_level",
+    "retention",
+    "organization",
+    "archival_code",
+    "item_number",
+    "electronic_no",
+    "fonds_id",
+    "archive_class_id",
+    "department_id",
+    "metadata",
+]
 _FROZEN = "('archived','on_hold','disposed')"
 
 RECORD_GUARDS = [
     Guard(
-        name="record_archived_immutable", table="archiving_record", events=("UPDATE",),
+        name="record_archived_immutable",
+        table="archiving_record",
+        events=("UPDATE",),
         reason="archived record metadata is immutable",
         condition=f"OLD.state IN {_FROZEN} AND (" + " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in _CORE) + ")",
         pg_condition=f"OLD.state IN {_FROZEN} AND ("
-        + " OR ".join(f"NEW.{c}::text IS DISTINCT FROM OLD.{c}::text" for c in _CORE) + ")",
+        + " OR ".join(f"NEW.{c}::text IS DISTINCT FROM OLD.{c}::text" for c in _CORE)
+        + ")",
     ),
-    Guard(name="record_archived_nodelete", table="archiving_record", events=("DELETE",),
-          reason="archived records are never deleted", condition="OLD.state IN ('archived','on_hold')"),
-    Guard(name="component_archived_immutable", table="archiving_component", events=("UPDATE", "DELETE"),
-          reason="files of an archived record are immutable",
-          condition=f"(SELECT state FROM archiving_record WHERE id = OLD.record_id) IN {_FROZEN}"),
+    Guard(
+        name="record_archived_nodelete",
+        table="archiving_record",
+        events=("DELETE",),
+        reason="archived records are never deleted",
+        condition="OLD.state IN ('archived','on_hold')",
+    ),
+    Guard(
+        name="component_archived_immutable",
+        table="archiving_component",
+        events=("UPDATE", "DELETE"),
+        reason="files of an archived record are immutable",
+        condition=f"(SELECT state FROM archiving_record WHERE id = OLD.record_id) IN {_FROZEN}",  # noqa: S608 - constants only
+    ),
 ]

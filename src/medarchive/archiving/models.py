@@ -91,6 +91,15 @@ class RecordState(models.TextChoices):
     DISPOSED = "disposed", _("已销毁")
 
 
+# 业务状态 as stored in 业务实体 rows: fixed Chinese terms, whatever the UI language.
+BUSINESS_STATES = {
+    RecordState.DRAFT: "草稿",
+    RecordState.SUBMITTED: "已提交",
+    RecordState.ACCEPTED: "已接收",
+    RecordState.ARCHIVED: "已归档",
+    RecordState.ON_HOLD: "冻结",
+    RecordState.DISPOSED: "已销毁",
+}
 SECURITY_LEVELS = ["公开", "内部", "秘密", "机密", "绝密"]
 OPEN_STATUSES = ["开放", "控制", "延期开放", "未审核"]
 
@@ -126,8 +135,9 @@ class Record(models.Model):
     archive_class = models.ForeignKey(ArchiveClass, verbose_name=_("门类"), on_delete=models.PROTECT)
     department = models.ForeignKey(Department, verbose_name=_("部门"), on_delete=models.PROTECT, related_name="records")
     volume = models.ForeignKey(Volume, null=True, blank=True, on_delete=models.PROTECT, related_name="items")
-    state = models.CharField(_("状态"), max_length=16, choices=RecordState.choices, default=RecordState.DRAFT,
-                             db_index=True)
+    state = models.CharField(
+        _("状态"), max_length=16, choices=RecordState.choices, default=RecordState.DRAFT, db_index=True
+    )
     title = models.CharField(_("题名"), max_length=500)
     responsible = models.CharField(_("责任者"), max_length=200)
     date = models.DateField(_("日期"))

@@ -15,6 +15,7 @@ from django.db import transaction
 
 from medarchive.archiving.archival_code import ArchivalCodePattern
 from medarchive.archiving.models import (
+    BUSINESS_STATES,
     ArchiveClass,
     BusinessEvent,
     ClassificationScheme,
@@ -59,8 +60,12 @@ def install_defaults(fonds: Fonds | None = None) -> tuple[ClassificationScheme, 
             by_code: dict[str, ArchiveClass] = {}
             for item in scheme_data["classes"]:
                 by_code[item["code"]] = ArchiveClass.objects.create(
-                    scheme=scheme, code=item["code"], name=item["name"], parent=by_code.get(item.get("parent", "")),
-                    aggregation=item["aggregation"], default_retention=item["default_retention"],
+                    scheme=scheme,
+                    code=item["code"],
+                    name=item["name"],
+                    parent=by_code.get(item.get("parent", "")),
+                    aggregation=item["aggregation"],
+                    default_retention=item["default_retention"],
                     required_fields=item.get("required_fields", []),
                 )
         if not ClassificationScheme.objects.filter(fonds=fonds, active=True).exists():
@@ -85,8 +90,9 @@ def active_class(code: str, fonds: Fonds | None = None) -> ArchiveClass:
         known = ", ".join(
             ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True).values_list("code", flat=True)
         )
-        raise ValidationError(f"unknown class {code!r}; the active scheme has {known or 'no classes (run init)'}",
-                              field="class")
+        raise ValidationError(
+            f"unknown class {code!r}; the active scheme has {known or 'no classes (run init)'}", field="class"
+        )
     return found
 
 
@@ -101,18 +107,28 @@ def active_retention(code: str, fonds: Fonds | None = None) -> RetentionRule:
     return found
 
 
-def note_business_event(record: Record, *, actor: User, action: str, state: str, basis: str = "",
-                        description: str = "") -> BusinessEvent:
+def note_business_event(
+    record: Record, *, actor: User, action: str, state: str, basis: str = "", description: str = ""
+) -> BusinessEvent:
     """业务实体 row (CAP-06); call inside the transaction of the change it describes."""
-    return BusinessEvent.objects.create(record=record, actor=actor, action=action, state=state, at=clock.now(),
-                                        basis=basis, description=description)
+    return BusinessEvent.objects.create(
+        record=record, actor=actor, action=action, state=state, at=clock.now(), basis=basis, description=description
+    )
 
 
 def missing_mandatory(record: Record) -> list[str]:
     """DA/T 46 必选 items and the class's own required metadata that are still empty (CAP-02)."""
-    missing = [label for label, value in (("title", record.title), ("responsible", record.responsible),
-                                          ("date", record.date), ("security_level", record.security_level),
-                                          ("retention", record.retention)) if not value]
+    missing = [
+        label
+        for label, value in (
+            ("title", record.title),
+            ("responsible", record.responsible),
+            ("date", record.date),
+            ("security_level", record.security_level),
+            ("retention", record.retention),
+        )
+        if not value
+    ]
     missing += [f"metadata.{key}" for key in record.archive_class.required_fields if not record.metadata.get(key)]
     if not record.components.exists():
         missing.append("files")
@@ -122,21 +138,24 @@ def missing_mandatory(record: Record) -> list[str]:
 def _transition(record_id: Any, action: Action, *, actor: User, basis: str = "") -> Record:
     sources, target, verb = _TRANSITIONS[action]
     with transaction.atomic():
-        record = Record.objects.select_for_update().select_related("archive_class", "fonds").filter(
-            pk=record_id).first()
+        record = (
+            Record.objects.select_for_update().select_related("archive_class", "fonds").filter(pk=record_id).first()
+        )
         if record is None:
             raise NotFound(f"record {record_id} does not exist")
         require(actor, action, record)
         if record.state not in sources:
-            raise Conflict(f"record {record.electronic_no} is {record.state}; {action.value} needs "
-                           f"{' or '.join(sorted(sources))}", field="state")
+            raise Conflict(
+                f"record {record.electronic_no} is {record.state}; {action.value} needs {' or '.join(sorted(sources))}",
+                field="state",
+            )
         details: dict[str, Any] = {"from": record.state, "to": target.value}
         if target is RecordState.ARCHIVED:
             _assign_archival_code(record)
             details["archival_code"] = record.archival_code
         record.state = target
         record.save()
-        note_business_event(record, actor=actor, action=verb, state=target.label, basis=basis)
+        note_business_event(record, actor=actor, action=verb, state=BUSINESS_STATES[target], basis=basis)
         audit.record_event(action, actor=actor, object_type="record", object_id=str(record.pk), details=details)
     return record
 
@@ -144,11 +163,19 @@ def _transition(record_id: Any, action: Action, *, actor: User, basis: str = "")
 def _assign_archival_code(record: Record) -> None:
     missing = missing_mandatory(record)
     if missing:
-        raise ValidationError(f"record {record.electronic_no} cannot be archived; missing {', '.join(missing)}",
-                              field=missing[0], missing=missing)
+        raise ValidationError(
+            f"record {record.electronic_no} cannot be archived; missing {', '.join(missing)}",
+            field=missing[0],
+            missing=missing,
+        )
     pattern = ArchivalCodePattern.parse(settings.CONFIG.archival_code_pattern)
-    values = {"fonds": record.fonds.code, "class": record.archive_class.code, "year": str(record.year),
-              "retention": record.retention, "org": record.organization}
+    values = {
+        "fonds": record.fonds.code,
+        "class": record.archive_class.code,
+        "year": str(record.year),
+        "retention": record.retention,
+        "org": record.organization,
+    }
     series = pattern.series(**values)
     record.item_number = next_value(f"archival-code:{series}")
     record.archival_code = pattern.render(record.item_number, **values)

@@ -14,6 +14,7 @@ from medarchive.capture import services
 from medarchive.core.errors import ValidationError
 from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
+from medarchive.security.api_auth import actor_of
 
 
 def _metadata(raw: str) -> dict[str, Any]:
@@ -22,7 +23,9 @@ def _metadata(raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"metadata is not valid JSON: {exc.msg} at position {exc.pos}", field="metadata") from None
+        raise ValidationError(
+            f"metadata is not valid JSON: {exc.msg} at position {exc.pos}", field="metadata"
+        ) from None
     if not isinstance(value, dict):
         raise ValidationError("metadata must be a JSON object", field="metadata")
     return value
@@ -47,11 +50,23 @@ def create_record(
     """Files stream straight into the encrypted store. Send an `Idempotency-Key` header so a
     retried request cannot create the record twice (a repeat answers 409 naming the record)."""
     desc = services.Description(
-        class_code=class_code, department_code=department, title=title, date=date, responsible=responsible,
-        doc_number=doc_number, security_level=security_level, retention=retention or None, open_status=open_status,
-        organization=organization or None, metadata=_metadata(metadata),
+        class_code=class_code,
+        department_code=department,
+        title=title,
+        date=date,
+        responsible=responsible,
+        doc_number=doc_number,
+        security_level=security_level,
+        retention=retention or None,
+        open_status=open_status,
+        organization=organization or None,
+        metadata=_metadata(metadata),
     )
     incoming = [services.IncomingFile.from_upload(f) for f in files]
-    record = services.create_record(desc, incoming, actor=request.user,  # type: ignore[arg-type]
-                                    idempotency_key=request.headers.get("Idempotency-Key"))
-    return Status(201, RecordOut.from_description(describe(record, request.user)))  # type: ignore[arg-type]
+    record = services.create_record(
+        desc,
+        incoming,
+        actor=actor_of(request),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+    return Status(201, RecordOut.from_description(describe(record, actor_of(request))))

@@ -8,6 +8,7 @@ calls DICOM "TIFF" and OFD "zip" (see docs/adr/0003-format-identification.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 HEAD_BYTES = 64 * 1024
@@ -29,12 +30,15 @@ def _zip_format(head: bytes) -> Format:
     if b"OFD.xml" in head:
         return Format("OFD", "application/ofd", "1.0")
     if b"word/" in head:
-        return Format("Office Open XML Document", "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+        return Format(
+            "Office Open XML Document", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        )
     if b"xl/" in head:
         return Format("Office Open XML Workbook", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     if b"ppt/" in head:
-        return Format("Office Open XML Presentation",
-                      "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+        return Format(
+            "Office Open XML Presentation", "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+        )
     if b"mimetypeapplication/vnd.oasis.opendocument" in head:
         return Format("OpenDocument", "application/vnd.oasis.opendocument")
     return Format("ZIP", "application/zip")
@@ -69,37 +73,37 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+def _pdf(head: bytes) -> Format:
+    match = _PDF_VERSION.match(head)
+    return Format("PDF", "application/pdf", match.group(1).decode() if match else "")
+
+
+# (test on the first bytes, format or a function of the head that names the format), first match wins.
+_SIGNATURES: list[tuple[Callable[[bytes], bool], Format | Callable[[bytes], Format]]] = [
+    (lambda h: h.startswith(b"%PDF-"), _pdf),
+    (lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"), Format("PNG", "image/png", "1.2")),
+    (lambda h: h.startswith(b"\xff\xd8\xff"), Format("JPEG", "image/jpeg")),
+    (lambda h: h.startswith((b"II*\x00", b"MM\x00*")), Format("TIFF", "image/tiff", "6.0")),
+    (lambda h: h.startswith((b"GIF87a", b"GIF89a")), lambda h: Format("GIF", "image/gif", h[3:6].decode())),
+    (lambda h: h.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"), Format("JPEG 2000", "image/jp2")),
+    (lambda h: h[128:132] == b"DICM", Format("DICOM", "application/dicom")),
+    (lambda h: h.startswith(b"PK\x03\x04"), _zip_format),
+    (
+        lambda h: h.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+        Format("OLE2 Compound Document (legacy Office)", "application/x-ole-storage"),
+    ),
+    (lambda h: h.startswith(b"RIFF") and h[8:12] == b"WAVE", Format("WAVE", "audio/wav")),
+    (lambda h: h.startswith(b"ID3") or h[:2] in {b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"}, Format("MP3", "audio/mpeg")),
+    (lambda h: h[4:8] == b"ftyp", Format("MPEG-4", "video/mp4")),
+    (lambda h: h.startswith(b"\x00\x00\x01\xba"), Format("MPEG-PS", "video/mpeg")),
+    (lambda h: h.startswith(b"{\\rtf"), Format("RTF", "application/rtf")),
+    (_is_text, _text_format),
+]
+
+
 def identify(head: bytes) -> Format:
     """Identify a file from its first bytes (pass at least HEAD_BYTES when available)."""
-    if head.startswith(b"%PDF-"):
-        match = _PDF_VERSION.match(head)
-        return Format("PDF", "application/pdf", match.group(1).decode() if match else "")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return Format("PNG", "image/png", "1.2")
-    if head.startswith(b"\xff\xd8\xff"):
-        return Format("JPEG", "image/jpeg")
-    if head.startswith((b"II*\x00", b"MM\x00*")):
-        return Format("TIFF", "image/tiff", "6.0")
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return Format("GIF", "image/gif", head[3:6].decode())
-    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"):
-        return Format("JPEG 2000", "image/jp2")
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return Format("DICOM", "application/dicom")
-    if head.startswith(b"PK\x03\x04"):
-        return _zip_format(head)
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return Format("OLE2 Compound Document (legacy Office)", "application/x-ole-storage")
-    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
-        return Format("WAVE", "audio/wav")
-    if head.startswith(b"ID3") or head[:2] in {b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"}:
-        return Format("MP3", "audio/mpeg")
-    if head[4:8] == b"ftyp":
-        return Format("MPEG-4", "video/mp4")
-    if head.startswith(b"\x00\x00\x01\xba"):
-        return Format("MPEG-PS", "video/mpeg")
-    if head.startswith(b"{\\rtf"):
-        return Format("RTF", "application/rtf")
-    if _is_text(head):
-        return _text_format(head)
+    for test, found in _SIGNATURES:
+        if test(head):
+            return found(head) if callable(found) else found
     return UNKNOWN

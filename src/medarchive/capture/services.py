@@ -17,11 +17,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from medarchive.archiving import metadata as metadata_schema
-from medarchive.archiving.models import SECURITY_LEVELS, OPEN_STATUSES, Component, Record, RecordState
+from medarchive.archiving.models import BUSINESS_STATES, OPEN_STATUSES, SECURITY_LEVELS, Component, Record, RecordState
 from medarchive.archiving.services import active_class, active_retention, note_business_event
 from medarchive.capture.formats import HEAD_BYTES, identify
 from medarchive.capture.models import IdempotencyKey
 from medarchive.capture.uploads import StagedUpload
+from medarchive.core import clock
 from medarchive.core.errors import Conflict, DuplicateSubmission, MedarchiveError, NotFound, ValidationError
 from medarchive.core.filenames import clean_filename
 from medarchive.core.models import Department
@@ -120,7 +121,7 @@ def _validated(desc: Description) -> dict[str, Any]:
         raise ValidationError(f"unknown department {desc.department_code!r}", field="department")
     archive_class = active_class(desc.class_code)
     date = _parse_date(desc.date)
-    if date.year < 1900 or date > dt.date.today() + dt.timedelta(days=1):
+    if date.year < 1900 or date > clock.today() + dt.timedelta(days=1):
         raise ValidationError(f"date {date.isoformat()} is not plausible", field="date")
     if desc.security_level not in SECURITY_LEVELS:
         raise ValidationError(f"security_level must be one of {', '.join(SECURITY_LEVELS)}", field="security_level")
@@ -176,7 +177,11 @@ def _stage_one(incoming: IncomingFile, limit: int) -> tuple[StagedBlob, bytes]:
 
 
 def create_record(
-    desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None = None,
+    desc: Description,
+    files: list[IncomingFile],
+    *,
+    actor: User,
+    idempotency_key: str | None = None,
 ) -> Record:
     """Capture one record (件) with its files as a draft. Raises before writing anything on bad input."""
     try:
@@ -187,8 +192,7 @@ def create_record(
                 incoming.discard()
 
 
-def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
-                   idempotency_key: str | None) -> Record:
+def _create_record(desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None) -> Record:
     fields = _validated(desc)
     require(actor, Action.RECORD_CREATE, department_id=fields["department"].pk)
     if not files:
@@ -197,9 +201,11 @@ def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
         idempotency_key = _check_text(idempotency_key, "idempotency_key", required=True, limit=200)
         existing = IdempotencyKey.objects.filter(key=idempotency_key).select_related("record").first()
         if existing is not None:
-            raise DuplicateSubmission(f"idempotency key {idempotency_key!r} was already used for record "
-                                      f"{existing.record.electronic_no}", field="idempotency_key",
-                                      record_id=str(existing.record_id))
+            raise DuplicateSubmission(
+                f"idempotency key {idempotency_key!r} was already used for record {existing.record.electronic_no}",
+                field="idempotency_key",
+                record_id=str(existing.record_id),
+            )
     staged = _stage_all(files)
     claimed: list[Blob] = []
     try:
@@ -209,14 +215,16 @@ def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
     except BaseException as exc:
         preservation.release(claimed)
         if isinstance(exc, IntegrityError) and idempotency_key:
-            raise DuplicateSubmission(f"idempotency key {idempotency_key!r} was used by a concurrent submission",
-                                      field="idempotency_key") from None
+            raise DuplicateSubmission(
+                f"idempotency key {idempotency_key!r} was used by a concurrent submission", field="idempotency_key"
+            ) from None
         raise
     return record
 
 
-def _write_record(fields: dict[str, Any], staged: list[Any], claimed: list[Blob], *, actor: User,
-                  idempotency_key: str | None) -> Record:
+def _write_record(
+    fields: dict[str, Any], staged: list[Any], claimed: list[Blob], *, actor: User, idempotency_key: str | None
+) -> Record:
     fonds = ensure_fonds()
     original_names = {name: original for (_f, name, original, _b, _fmt) in staged if original}
     metadata = dict(fields.pop("metadata"))
@@ -225,56 +233,116 @@ def _write_record(fields: dict[str, Any], staged: list[Any], claimed: list[Blob]
     with transaction.atomic():
         number = next_value(f"electronic-no:{fonds.code}:{fields['year']}")
         record = Record.objects.create(
-            fonds=fonds, electronic_no=f"{fonds.code}-{fields['year']}-{number:08d}", created_by=actor,
-            metadata=metadata, metadata_schema=metadata_schema.CURRENT_SCHEMA, state=RecordState.DRAFT, **fields,
+            fonds=fonds,
+            electronic_no=f"{fonds.code}-{fields['year']}-{number:08d}",
+            created_by=actor,
+            metadata=metadata,
+            metadata_schema=metadata_schema.CURRENT_SCHEMA,
+            state=RecordState.DRAFT,
+            **fields,
         )
         preservation.settle(claimed)
-        for sequence, ((incoming, name, original, blob, fmt), row) in enumerate(zip(staged, claimed, strict=True),
-                                                                              start=1):
+        for sequence, ((incoming, name, original, blob, fmt), row) in enumerate(
+            zip(staged, claimed, strict=True), start=1
+        ):
             component = Component.objects.create(
-                record=record, sequence=sequence, role=incoming.role, filename=name, original_filename=original,
-                size=blob.size, mime_type=fmt.mime, format_name=fmt.name, format_version=fmt.version,
-                created=incoming.created, sha256=blob.sha256, sm3=blob.sm3, blob=row,
+                record=record,
+                sequence=sequence,
+                role=incoming.role,
+                filename=name,
+                original_filename=original,
+                size=blob.size,
+                mime_type=fmt.mime,
+                format_name=fmt.name,
+                format_version=fmt.version,
+                created=incoming.created,
+                sha256=blob.sha256,
+                sm3=blob.sm3,
+                blob=row,
             )
-            preservation.note_event(PreservationEvent.INGESTION, outcome="success", blob=row, component=component,
-                                    actor=actor, detail=f"{name} ({blob.size} bytes, {fmt.name})")
-            preservation.note_event(PreservationEvent.MESSAGE_DIGEST_CALCULATION, outcome="success", blob=row,
-                                    component=component, actor=actor,
-                                    detail=f"sha256 {blob.sha256}; sm3 {blob.sm3}")
+            preservation.note_event(
+                PreservationEvent.INGESTION,
+                outcome="success",
+                blob=row,
+                component=component,
+                actor=actor,
+                detail=f"{name} ({blob.size} bytes, {fmt.name})",
+            )
+            preservation.note_event(
+                PreservationEvent.MESSAGE_DIGEST_CALCULATION,
+                outcome="success",
+                blob=row,
+                component=component,
+                actor=actor,
+                detail=f"sha256 {blob.sha256}; sm3 {blob.sm3}",
+            )
         if idempotency_key:
             IdempotencyKey.objects.create(key=idempotency_key, record=record, created_by=actor)
-        note_business_event(record, actor=actor, action="登记", state=RecordState.DRAFT.label,
-                            description=f"{len(staged)} file(s) captured")
-        audit.record_event(Action.RECORD_CREATE, actor=actor, object_type="record", object_id=str(record.pk),
-                           details={"electronic_no": record.electronic_no, "files": len(staged),
-                                    "class": fields["archive_class"].code})
+        note_business_event(
+            record,
+            actor=actor,
+            action="登记",
+            state=BUSINESS_STATES[RecordState.DRAFT],
+            description=f"{len(staged)} file(s) captured",
+        )
+        audit.record_event(
+            Action.RECORD_CREATE,
+            actor=actor,
+            object_type="record",
+            object_id=str(record.pk),
+            details={
+                "electronic_no": record.electronic_no,
+                "files": len(staged),
+                "class": fields["archive_class"].code,
+            },
+        )
     return record
 
 
-EDITABLE = ("title", "responsible", "doc_number", "date", "security_level", "retention", "open_status",
-            "organization", "metadata")
+EDITABLE = (
+    "title",
+    "responsible",
+    "doc_number",
+    "date",
+    "security_level",
+    "retention",
+    "open_status",
+    "organization",
+    "metadata",
+)
 
 
 def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Record:
     """Change the description of a draft or submitted record. Archived records are immutable (PRE-07)."""
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
-        raise ValidationError(f"cannot change {', '.join(unknown)}; editable fields are {', '.join(EDITABLE)}",
-                              field=unknown[0])
+        raise ValidationError(
+            f"cannot change {', '.join(unknown)}; editable fields are {', '.join(EDITABLE)}", field=unknown[0]
+        )
     with transaction.atomic():
-        record = Record.objects.select_for_update().select_related("archive_class", "department").filter(
-            pk=record_id).first()
+        record = (
+            Record.objects.select_for_update()
+            .select_related("archive_class", "department")
+            .filter(pk=record_id)
+            .first()
+        )
         if record is None:
             raise NotFound(f"record {record_id} does not exist")
         require(actor, Action.RECORD_UPDATE, record)
         if record.state not in {RecordState.DRAFT, RecordState.SUBMITTED}:
-            raise Conflict(f"record {record.electronic_no} is {record.state}; only drafts can be edited",
-                           field="state")
+            raise Conflict(f"record {record.electronic_no} is {record.state}; only drafts can be edited", field="state")
         current = {
-            "class_code": record.archive_class.code, "department_code": record.department.code,
-            "title": record.title, "date": record.date, "responsible": record.responsible,
-            "doc_number": record.doc_number, "security_level": record.security_level, "retention": record.retention,
-            "open_status": record.open_status, "organization": record.organization, "metadata": record.metadata,
+            "class_code": record.archive_class.code,
+            "department_code": record.department.code,
+            "title": record.title,
+            "date": record.date,
+            "responsible": record.responsible,
+            "doc_number": record.doc_number,
+            "security_level": record.security_level,
+            "retention": record.retention,
+            "open_status": record.open_status,
+            "organization": record.organization,
+            "metadata": record.metadata,
         }
         merged = _validated(Description(**{**current, **changes}))
         before = {k: str(current[k]) for k in changes if k in current}
@@ -282,8 +350,18 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
             setattr(record, key, merged[key])
         record.year = merged["year"]
         record.save()
-        note_business_event(record, actor=actor, action="著录修改", state=record.get_state_display(),
-                            description=", ".join(sorted(changes)))
-        audit.record_event(Action.RECORD_UPDATE, actor=actor, object_type="record", object_id=str(record.pk),
-                           details={"changed": sorted(changes), "before": before})
+        note_business_event(
+            record,
+            actor=actor,
+            action="著录修改",
+            state=BUSINESS_STATES[RecordState(record.state)],
+            description=", ".join(sorted(changes)),
+        )
+        audit.record_event(
+            Action.RECORD_UPDATE,
+            actor=actor,
+            object_type="record",
+            object_id=str(record.pk),
+            details={"changed": sorted(changes), "before": before},
+        )
     return record

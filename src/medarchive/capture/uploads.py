@@ -27,7 +27,7 @@ _original = multipartparser.MultiPartParser.sanitize_file_name
 def _keep_name(self: Any, file_name: str) -> str | None:
     raw = html.unescape(file_name).strip()
     if not raw or raw in {".", ".."}:
-        return _original(self, file_name)  # type: ignore[no-any-return]
+        return _original(self, file_name)
     return raw
 
 
@@ -42,15 +42,23 @@ class StagedUpload(UploadedFile):
     upload that no record took is discarded then, not left in staging.
     """
 
-    def __init__(self, *, client_name: str, content_type: str | None, size: int, head: bytes,
-                 staged: StagedBlob | None, error: MedarchiveError | None) -> None:
+    def __init__(
+        self,
+        *,
+        client_name: str,
+        content_type: str | None,
+        size: int,
+        head: bytes,
+        staged: StagedBlob | None,
+        error: MedarchiveError | None,
+    ) -> None:
         super().__init__(file=None, name=client_name, content_type=content_type, size=size)
         self.client_name = client_name  # UploadedFile.name drops any path part; keep what was sent
         self.head = head
         self.staged = staged
         self.error = error
 
-    def open(self, mode: str | None = None) -> StagedUpload:
+    def open(self, *args: Any, **kwargs: Any) -> StagedUpload:
         raise ValueError("a staged upload is read back only through the blob store")
 
     def close(self) -> None:
@@ -85,8 +93,14 @@ class EncryptingUploadHandler(FileUploadHandler):
                 staged = self._writer.finish()
             except MedarchiveError as exc:
                 self._error = exc
-        return StagedUpload(client_name=self.file_name or "", content_type=self.content_type, size=file_size,
-                            head=self._head, staged=staged, error=self._error)
+        return StagedUpload(
+            client_name=self.file_name or "",
+            content_type=self.content_type,
+            size=file_size,
+            head=self._head,
+            staged=staged,
+            error=self._error,
+        )
 
     def upload_interrupted(self) -> None:
         writer = getattr(self, "_writer", None)

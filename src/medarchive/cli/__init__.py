@@ -27,8 +27,10 @@ app = typer.Typer(
 
 @app.callback()
 def main_options(
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory (env MEDARCHIVE_DATA_DIR).",
-                                                  envvar="MEDARCHIVE_DATA_DIR")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Data directory (env MEDARCHIVE_DATA_DIR).", envvar="MEDARCHIVE_DATA_DIR"),
+    ] = None,
 ) -> None:
     if data_dir is not None:
         os.environ["MEDARCHIVE_DATA_DIR"] = str(data_dir)

@@ -27,8 +27,13 @@ def initialise() -> dict[str, str]:
     fonds = ensure_fonds()
     scheme, table = install_defaults(fonds)
     blob_store()  # creates the key file on first use
-    return {"data_dir": str(settings.CONFIG.data_dir), "fonds": fonds.code, "scheme": scheme.version,
-            "retention_table": table.version, "database": settings.CONFIG.database_url.split("@")[-1]}
+    return {
+        "data_dir": str(settings.CONFIG.data_dir),
+        "fonds": fonds.code,
+        "scheme": scheme.version,
+        "retention_table": table.version,
+        "database": settings.CONFIG.database_url.split("@")[-1],
+    }
 
 
 def init(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
@@ -37,14 +42,17 @@ def init(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable
     if json_out:
         emit_json(summary)
         return
-    console.print(f"[green]✓[/] archive ready in {summary['data_dir']} (fonds {summary['fonds']}, "
-                  f"scheme {summary['scheme']}, retention table {summary['retention_table']})")
+    console.print(
+        f"[green]✓[/] archive ready in {summary['data_dir']} (fonds {summary['fonds']}, "
+        f"scheme {summary['scheme']}, retention table {summary['retention_table']})"
+    )
 
 
 @department_app.command("add")
 @runtime.handles_errors
-def department_add(code: str, name: str,
-                   as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None) -> None:
+def department_add(
+    code: str, name: str, as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None
+) -> None:
     """Add a department: CODE NAME."""
     runtime.setup()
     runtime.ensure_initialised()
@@ -58,8 +66,9 @@ def department_add(code: str, name: str,
 @runtime.handles_errors
 def user_add(
     username: str,
-    role: Annotated[str, typer.Option(help="sysadmin, secadmin, auditor, archivist, officer, clinician, "
-                                           "researcher or viewer.")],
+    role: Annotated[
+        str, typer.Option(help="sysadmin, secadmin, auditor, archivist, officer, clinician, researcher or viewer.")
+    ],
     department: Annotated[str | None, typer.Option(help="Department code.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     display_name: Annotated[str, typer.Option(help="Full name shown in the UI.")] = "",
@@ -71,11 +80,20 @@ def user_add(
     from medarchive.security.services import add_user
 
     if not password_stdin:
-        fail("pass the password on stdin with --password-stdin (it must not appear in the process list)",
-             code=2, field="--password-stdin")
+        fail(
+            "pass the password on stdin with --password-stdin (it must not appear in the process list)",
+            code=2,
+            field="--password-stdin",
+        )
     password = sys.stdin.readline().rstrip("\r\n")
-    user = add_user(username, actor=runtime.actor(as_user), role=role, password=password,
-                    department_code=department, display_name=display_name)
+    user = add_user(
+        username,
+        actor=runtime.actor(as_user),
+        role=role,
+        password=password,
+        department_code=department,
+        display_name=display_name,
+    )
     console.print(f"[green]✓[/] user {user.username} ({user.role})")
 
 
@@ -103,8 +121,9 @@ def token_create(
 
 @token_app.command("revoke")
 @runtime.handles_errors
-def token_revoke(token_id: int,
-                 as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None) -> None:
+def token_revoke(
+    token_id: int, as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None
+) -> None:
     """Revoke an API token by id."""
     runtime.setup()
     from medarchive.security.services import revoke_token

@@ -50,23 +50,32 @@ def build(count: int, seed: int) -> list[dict[str, str]]:
     credentials = []
     for username, role, department, display in DEMO_USERS:
         password = _password()
-        add_user(username, actor=None, role=role, password=password, department_code=department,
-                 display_name=display)
+        add_user(username, actor=None, role=role, password=password, department_code=department, display_name=display)
         credentials.append({"username": username, "role": role, "password": password})
     archivist = User.objects.get(username="archivist")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as progress:
         task = progress.add_task("生成示例档案", total=count)
         for index, doc in enumerate(generate_documents(count, seed=seed)):
             metadata: dict[str, Any] = {k: v for k, v in doc.extra.items() if v not in (None, "")}
             if "amount" in metadata:
                 metadata["amount"] = float(metadata["amount"])
-            desc = Description(class_code=doc.class_code, department_code=doc.department_code, title=doc.title,
-                               date=doc.date, responsible=doc.author, doc_number=doc.doc_number or "",
-                               retention=doc.retention, security_level=doc.security_level,
-                               open_status=doc.open_status, metadata=metadata)
-            record = create_record(desc, [IncomingFile(name=doc.filename, stream=io.BytesIO(doc.content))],
-                                   actor=archivist)
+            desc = Description(
+                class_code=doc.class_code,
+                department_code=doc.department_code,
+                title=doc.title,
+                date=doc.date,
+                responsible=doc.author,
+                doc_number=doc.doc_number or "",
+                retention=doc.retention,
+                security_level=doc.security_level,
+                open_status=doc.open_status,
+                metadata=metadata,
+            )
+            record = create_record(
+                desc, [IncomingFile(name=doc.filename, stream=io.BytesIO(doc.content))], actor=archivist
+            )
             # Leave a realistic mix: most archived, some waiting in each earlier state.
             steps = index % 10
             if steps >= 1:
@@ -106,8 +115,11 @@ def demo(
         credentials = json.loads(marker.read_text(encoding="utf-8"))
     else:
         if (data_dir / "medarchive.sqlite3").exists() or (data_dir / "blobs").exists():
-            fail(f"{data_dir} holds an archive that is not a demo; choose a fresh directory with --data-dir",
-                 code=2, field="--data-dir")
+            fail(
+                f"{data_dir} holds an archive that is not a demo; choose a fresh directory with --data-dir",
+                code=2,
+                field="--data-dir",
+            )
         credentials = build(records, seed)
         fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -85,38 +85,74 @@ def ingest(
     recover()  # a batch killed earlier may have left debris; clear it before starting again
     groups = [files] if one_record else [[f] for f in files]
     results: list[dict[str, Any]] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=json_out or len(groups) < 2) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=json_out or len(groups) < 2,
+    ) as progress:
         task = progress.add_task("ingesting", total=len(groups))
         for group in groups:
             key = _batch_key(group[0], class_code, department) if len(group) == 1 else None
             if key is not None:
                 done = IdempotencyKey.objects.filter(key=key).select_related("record").first()
                 if done is not None:
-                    results.append({"path": str(group[0]), "status": "skipped", "id": str(done.record_id),
-                                    "electronic_no": done.record.electronic_no})
+                    results.append(
+                        {
+                            "path": str(group[0]),
+                            "status": "skipped",
+                            "id": str(done.record_id),
+                            "electronic_no": done.record.electronic_no,
+                        }
+                    )
                     progress.advance(task)
                     continue
             record_title = title if len(groups) == 1 else f"{title}（{group[0].stem}）"
-            desc = Description(class_code=class_code, department_code=department, title=record_title, date=date,
-                               responsible=responsible, doc_number=doc_number, retention=retention,
-                               security_level=security_level, metadata=metadata)
+            desc = Description(
+                class_code=class_code,
+                department_code=department,
+                title=record_title,
+                date=date,
+                responsible=responsible,
+                doc_number=doc_number,
+                retention=retention,
+                security_level=security_level,
+                metadata=metadata,
+            )
             handles = [path.open("rb") for path in group]
             try:
-                incoming = [IncomingFile(name=path.name, stream=handle,
-                                         created=dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC))
-                            for path, handle in zip(group, handles, strict=True)]
+                incoming = [
+                    IncomingFile(
+                        name=path.name,
+                        stream=handle,
+                        created=dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC),
+                    )
+                    for path, handle in zip(group, handles, strict=True)
+                ]
                 record = create_record(desc, incoming, actor=user, idempotency_key=key)
             finally:
                 for handle in handles:
                     handle.close()
-            results.append({"path": str(group[0]), "status": "ingested", "id": str(record.pk),
-                            "electronic_no": record.electronic_no,
-                            "files": describe(record, user)["files"]})
+            results.append(
+                {
+                    "path": str(group[0]),
+                    "status": "ingested",
+                    "id": str(record.pk),
+                    "electronic_no": record.electronic_no,
+                    "files": describe(record, user)["files"],
+                }
+            )
             progress.advance(task)
     if json_out:
-        emit_json({"ingested": sum(r["status"] == "ingested" for r in results),
-                   "skipped": sum(r["status"] == "skipped" for r in results), "records": results})
+        emit_json(
+            {
+                "ingested": sum(r["status"] == "ingested" for r in results),
+                "skipped": sum(r["status"] == "skipped" for r in results),
+                "records": results,
+            }
+        )
         return
     for r in results:
         mark = "[green]✓[/]" if r["status"] == "ingested" else "[yellow]↷[/]"
@@ -141,17 +177,35 @@ def records_list(
     from medarchive.access import queries
 
     user = runtime.actor(as_user)
-    result = queries.list_records(user, queries.RecordFilter(q=q, class_code=class_code, department_code=department,
-                                                             state=state), page=page, page_size=page_size)
+    result = queries.list_records(
+        user,
+        queries.RecordFilter(q=q, class_code=class_code, department_code=department, state=state),
+        page=page,
+        page_size=page_size,
+    )
     items = [queries.describe(r, user, with_files=False) for r in result.items]
     if json_out:
-        emit_json({"items": items, "total": result.total, "page": result.page, "pages": result.pages,
-                   "page_size": result.page_size})
+        emit_json(
+            {
+                "items": items,
+                "total": result.total,
+                "page": result.page,
+                "pages": result.pages,
+                "page_size": result.page_size,
+            }
+        )
         return
     table = Table("电子文件号", "档号", "门类", "部门", "题名", "日期", "状态")
     for item in items:
-        table.add_row(item["electronic_no"], item["archival_code"] or "", item["class"], item["department"],
-                      item["title"], item["date"], item["state"])
+        table.add_row(
+            item["electronic_no"],
+            item["archival_code"] or "",
+            item["class"],
+            item["department"],
+            item["title"],
+            item["date"],
+            item["state"],
+        )
     console.print(table)
     console.print(f"page {result.page}/{max(result.pages, 1)}, {result.total} records")
 
@@ -171,8 +225,20 @@ def records_show(record_id: str, as_user: AsUser, json_out: JsonOut = False) -> 
     if json_out:
         emit_json(data)
         return
-    for key in ("electronic_no", "archival_code", "title", "class", "department", "responsible", "date",
-                "doc_number", "security_level", "retention", "open_status", "state"):
+    for key in (
+        "electronic_no",
+        "archival_code",
+        "title",
+        "class",
+        "department",
+        "responsible",
+        "date",
+        "doc_number",
+        "security_level",
+        "retention",
+        "open_status",
+        "state",
+    ):
         console.print(f"[bold]{key:>15}[/] {data[key] if data[key] is not None else ''}", highlight=False)
     if data["metadata"]:
         console.print(f"[bold]{'metadata':>15}[/] {json.dumps(data['metadata'], ensure_ascii=False)}")
@@ -195,11 +261,16 @@ def _transition(name: str) -> Any:
         if json_out:
             emit_json(describe(record, user, with_files=False))
         else:
-            console.print(f"[green]✓[/] {record.electronic_no} is now {record.state}"
-                          + (f", 档号 {record.archival_code}" if record.archival_code else ""))
+            console.print(
+                f"[green]✓[/] {record.electronic_no} is now {record.state}"
+                + (f", 档号 {record.archival_code}" if record.archival_code else "")
+            )
 
-    command.__doc__ = {"submit": "Submit a draft to the archive.", "accept": "Accept a submitted record.",
-                       "archive": "Archive an accepted record and assign its 档号."}[name]
+    command.__doc__ = {
+        "submit": "Submit a draft to the archive.",
+        "accept": "Accept a submitted record.",
+        "archive": "Archive an accepted record and assign its 档号.",
+    }[name]
     return command
 
 

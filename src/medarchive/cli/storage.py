@@ -20,8 +20,14 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Stable machine-readable o
 
 
 def _progress(label: str, enabled: bool) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                    disable=not enabled)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+    )
 
 
 @fixity_app.command("verify")
@@ -39,8 +45,12 @@ def fixity_verify(
 
     with _progress("verifying", not json_out) as progress:
         task = progress.add_task("verifying", total=None)
-        report = verify_fixity(actor=runtime.actor(as_user), record_id=record, sample=sample,
-                               progress=lambda done, total: progress.update(task, completed=done, total=total))
+        report = verify_fixity(
+            actor=runtime.actor(as_user),
+            record_id=record,
+            sample=sample,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     if json_out:
         emit_json(report.as_dict())
     else:
@@ -82,8 +92,10 @@ def keys_rotate(as_user: AsUser = None, json_out: JsonOut = False) -> None:
 
     with _progress("re-wrapping", not json_out) as progress:
         task = progress.add_task("re-wrapping", total=None)
-        key_id, count = rotate_keys(actor=runtime.actor(as_user),
-                                    progress=lambda done, total: progress.update(task, completed=done, total=total))
+        key_id, count = rotate_keys(
+            actor=runtime.actor(as_user),
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     if json_out:
         emit_json({"active_key": key_id, "rewrapped": count})
     else:
@@ -105,8 +117,10 @@ def storage_recover(
     if json_out:
         emit_json({"staging_removed": report.staging_removed, "pending_reclaimed": report.pending_reclaimed})
     else:
-        console.print(f"[green]✓[/] {report.staging_removed} staging files and "
-                      f"{len(report.pending_reclaimed)} unclaimed blobs removed")
+        console.print(
+            f"[green]✓[/] {report.staging_removed} staging files and "
+            f"{len(report.pending_reclaimed)} unclaimed blobs removed"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
+from django.apps import apps
 from django.db import transaction
+from django.utils.module_loading import module_has_submodule
 
 from medarchive.core import clock
 from medarchive.core.models import JobRun
@@ -24,10 +27,13 @@ class Periodic:
 
 
 def all_jobs() -> list[Periodic]:
-    from medarchive.preservation.tasks import JOBS as preservation_jobs
-    from medarchive.security.tasks import JOBS as security_jobs
-
-    return [*preservation_jobs, *security_jobs]
+    """The `JOBS` of every medarchive stage's `tasks` module (found through the app registry,
+    so the shared kernel does not import the stages)."""
+    jobs: list[Periodic] = []
+    for app in apps.get_app_configs():
+        if app.name.startswith("medarchive.") and module_has_submodule(app.module, "tasks"):
+            jobs.extend(getattr(import_module(f"{app.name}.tasks"), "JOBS", []))
+    return jobs
 
 
 def _claim(job: Periodic, *, force: bool) -> bool:

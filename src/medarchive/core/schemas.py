@@ -68,5 +68,12 @@ class RecordOut(Schema):
         return cls(**{("class_code" if k == "class" else k): v for k, v in data.items()})
 
 
-ERRORS: dict[int, type[Problem]] = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem,
-                                    413: Problem, 422: Problem}
+ERRORS: dict[int, type[Problem]] = {
+    400: Problem,
+    401: Problem,
+    403: Problem,
+    404: Problem,
+    409: Problem,
+    413: Problem,
+    422: Problem,
+}

@@ -14,8 +14,9 @@ from medarchive.security.roles import Action
 
 
 def ensure_fonds() -> Fonds:
-    fonds, _ = Fonds.objects.get_or_create(code=settings.CONFIG.fonds_code,
-                                           defaults={"name": settings.CONFIG.fonds_name})
+    fonds, _ = Fonds.objects.get_or_create(
+        code=settings.CONFIG.fonds_code, defaults={"name": settings.CONFIG.fonds_name}
+    )
     return fonds
 
 
@@ -32,6 +33,11 @@ def add_department(code: str, name: str, *, actor: User | None) -> Department:
         raise Conflict(f"department {code!r} already exists", field="code")
     with transaction.atomic():
         department = Department.objects.create(code=code, name=name, fonds=ensure_fonds())
-        audit.record_event(Action.DEPARTMENT_MANAGE, actor=actor, object_type="department", object_id=code,
-                           details={"op": "add", "name": name})
+        audit.record_event(
+            Action.DEPARTMENT_MANAGE,
+            actor=actor,
+            object_type="department",
+            object_id=code,
+            details={"op": "add", "name": name},
+        )
     return department

@@ -195,13 +195,9 @@ def _random_date(
 
 def _date_in_month(rng: random.Random, month: int, *, last_day: int, workday: bool = True) -> datetime.date:
     """A date in ``month`` of a random year, never after LAST_DATE."""
-    last_year = (
-        LAST_DATE.year if datetime.date(LAST_DATE.year, month, last_day) <= LAST_DATE else LAST_DATE.year - 1
-    )
+    last_year = LAST_DATE.year if datetime.date(LAST_DATE.year, month, last_day) <= LAST_DATE else LAST_DATE.year - 1
     year = rng.randint(FIRST_DATE.year, last_year)
-    return _random_date(
-        rng, datetime.date(year, month, 1), datetime.date(year, month, last_day), workday=workday
-    )
+    return _random_date(rng, datetime.date(year, month, 1), datetime.date(year, month, last_day), workday=workday)
 
 
 _SURNAMES = (
@@ -565,9 +561,7 @@ def find_cjk_font(search_dirs: tuple[str, ...] = FONT_DIRS) -> tuple[str, int] |
     for directory in search_dirs:
         root = Path(directory).expanduser()
         if root.is_dir():
-            candidates.extend(
-                p for p in root.rglob("*") if p.suffix.lower() in _FONT_SUFFIXES and p.is_file()
-            )
+            candidates.extend(p for p in root.rglob("*") if p.suffix.lower() in _FONT_SUFFIXES and p.is_file())
 
     def rank(path: Path) -> tuple[int, str]:
         name = path.name.lower().replace(" ", "")
@@ -741,9 +735,7 @@ def scanned_page(
         sx, sy, sr = rng.randrange(width), rng.randrange(height), rng.choice((1, 1, 2, 3))
         speck_draw.ellipse((sx, sy, sx + sr, sy + sr), fill=rng.randint(60, 160))
     # bilinear rotation also softens the glyph edges the way a 200 dpi scanner does
-    page = page.rotate(
-        rng.uniform(-1.2, 1.2), resample=Image.Resampling.BILINEAR, fillcolor=rng.randint(205, 230)
-    )
+    page = page.rotate(rng.uniform(-1.2, 1.2), resample=Image.Resampling.BILINEAR, fillcolor=rng.randint(205, 230))
     page = page.filter(ImageFilter.BoxBlur(0.6))
     while True:
         out = io.BytesIO()
@@ -779,9 +771,7 @@ def photo(rng: random.Random, *, taken: datetime.date | None = None, caption: st
     width, height = PHOTO_SIZE
     horizon = rng.randint(height // 3, height // 2)
     image = Image.new("RGB", PHOTO_SIZE)
-    image.paste(
-        _gradient((width, horizon), _jitter(rng, (90, 150, 220)), _jitter(rng, (205, 225, 245))), (0, 0)
-    )
+    image.paste(_gradient((width, horizon), _jitter(rng, (90, 150, 220)), _jitter(rng, (205, 225, 245))), (0, 0))
     image.paste(
         _gradient((width, height - horizon), _jitter(rng, (150, 150, 145)), _jitter(rng, (90, 95, 90))),
         (0, horizon),
@@ -1026,9 +1016,7 @@ class _Run:
     def doc_number(self, rng: random.Random, kind: str, day: datetime.date) -> str:
         # early-year documents get low numbers, late-year ones high numbers, like a real register
         low = 1 + day.timetuple().tm_yday // 6
-        return self.unique(
-            rng, lambda r, w: f"{HOSPITAL_SHORT}{kind}〔{day.year}〕{r.randint(low, low + 9 * w)}号"
-        )
+        return self.unique(rng, lambda r, w: f"{HOSPITAL_SHORT}{kind}〔{day.year}〕{r.randint(low, low + 9 * w)}号")
 
 
 def _org(code: str) -> str:
@@ -1245,8 +1233,7 @@ def _ws_notice(run: _Run, rng: random.Random) -> DemoDocument:
         notice.intro.format(**values),
         *_numbered(item.format(**values) for item in notice.items),
         rng.choice(_CLOSINGS),
-        f"联系人：{DEPARTMENT_NAMES[notice.department]}{staff_name(rng)}，"
-        f"联系电话：{rng.randint(8100, 8899)}。",
+        f"联系人：{DEPARTMENT_NAMES[notice.department]}{staff_name(rng)}，联系电话：{rng.randint(8100, 8899)}。",
     ]
     security = "公开" if rng.random() < 0.3 else "内部"
     if rng.random() < 0.75:
@@ -1306,9 +1293,7 @@ def _ws_minutes(run: _Run, rng: random.Random) -> DemoDocument:
         f"记录：{recorder}",
     ]
     security = "秘密" if party and rng.random() < 0.5 else "内部"
-    content = word_document(
-        title, paragraphs, author=_org("BGS"), date=day, signature=DEPARTMENT_NAMES["BGS"]
-    )
+    content = word_document(title, paragraphs, author=_org("BGS"), date=day, signature=DEPARTMENT_NAMES["BGS"])
     return DemoDocument(
         filename=run.filename(title, ".docx"),
         content=content,
@@ -1449,12 +1434,10 @@ def _kj_sb(run: _Run, rng: random.Random) -> DemoDocument:
                     f"标的：{deal['name']}，型号{deal['model']}，数量{deal['quantity']}台（套）。",
                     f"合同金额：人民币{rmb_upper(deal['amount'])}（¥{money(deal['amount'])}），"
                     "含运输、安装、调试、培训及质保期内维修费用。",
-                    f"交货期限：合同签订后{rng.choice((30, 45, 60, 90))}日内交货至甲方指定地点，"
-                    "并完成安装调试。",
+                    f"交货期限：合同签订后{rng.choice((30, 45, 60, 90))}日内交货至甲方指定地点，并完成安装调试。",
                     "验收：设备安装调试完毕后，由甲方设备科会同使用科室按合同及投标文件进行验收，并出具验收报告。",
                     f"质保期：自验收合格之日起{rng.choice((2, 3, 5))}年，质保期内乙方接到报修后4小时内响应。",
-                    f"付款方式：验收合格后支付合同金额的{rng.choice((90, 95))}%，"
-                    "余款在质保期满后无质量问题一次付清。",
+                    f"付款方式：验收合格后支付合同金额的{rng.choice((90, 95))}%，余款在质保期满后无质量问题一次付清。",
                     "本合同一式四份，甲乙双方各执两份，自双方签字盖章之日起生效。",
                 )
             ),
@@ -1577,11 +1560,9 @@ def _kj_ky(run: _Run, rng: random.Random) -> DemoDocument:
         title = f"{topic}结题报告"
         paragraphs = [
             f"项目编号：{project_no}；项目来源：{funder}；项目负责人：{investigator}（{DEPARTMENT_NAMES[lead]}）。",
-            f"本项目于{day.year - years}年立项，按计划完成了全部研究内容，"
-            f"共纳入研究对象{rng.randint(120, 900)}例。",
+            f"本项目于{day.year - years}年立项，按计划完成了全部研究内容，共纳入研究对象{rng.randint(120, 900)}例。",
             "研究结果表明，干预组各项主要观察指标均优于对照组，差异具有统计学意义（P<0.05）。",
-            f"项目执行期间共发表论文{rng.randint(2, 5)}篇，"
-            f"其中核心期刊{rng.randint(1, 2)}篇，申请实用新型专利1项。",
+            f"项目执行期间共发表论文{rng.randint(2, 5)}篇，其中核心期刊{rng.randint(1, 2)}篇，申请实用新型专利1项。",
             f"经费使用情况：批准经费{money(budget)}元，实际支出{money(budget * rng.uniform(0.9, 1.0))}元，"
             "经费使用符合有关规定。",
         ]
@@ -1770,8 +1751,7 @@ def _ku(run: _Run, rng: random.Random) -> DemoDocument:
             f"贷：{credit}　　{money(amount)}",
             f"合计金额：{rmb_upper(amount)}（¥{money(amount)}）",
             f"附单据{rng.randint(1, 6)}张",
-            f"会计主管：{staff_name(rng)}　记账：{staff_name(rng)}　"
-            f"审核：{staff_name(rng)}　制单：{staff_name(rng)}",
+            f"会计主管：{staff_name(rng)}　记账：{staff_name(rng)}　审核：{staff_name(rng)}　制单：{staff_name(rng)}",
         ]
         content, ext = scanned_page(lines, _content_rng(rng)), ".jpg"
         stem = f"记账凭证_{voucher_no}"
@@ -1828,9 +1808,7 @@ def _rs(run: _Run, rng: random.Random) -> DemoDocument:
         )
         ext = ".pdf"
     else:
-        content = word_document(
-            title, [number, *paragraphs], author=author, date=day, signature=HOSPITAL_NAME
-        )
+        content = word_document(title, [number, *paragraphs], author=author, date=day, signature=HOSPITAL_NAME)
         ext = ".docx"
     security = "秘密" if rng.random() < 0.15 else "内部"
     return DemoDocument(
@@ -1867,10 +1845,7 @@ _LOCATIONS = ("门诊综合楼前广场", "行政楼三楼会议室", "住院部
 
 def _sx(run: _Run, rng: random.Random) -> DemoDocument:
     event, month, retention = rng.choice(_EVENTS)
-    if month:
-        day = _date_in_month(rng, month, last_day=28, workday=False)
-    else:
-        day = _random_date(rng, workday=False)
+    day = _date_in_month(rng, month, last_day=28, workday=False) if month else _random_date(rng, workday=False)
     if event == "中国医师节庆祝大会":  # the first 中国医师节 was 19 August 2018
         event = f"第{_CN_NUMERALS[day.year - 2018] if day.year - 2018 < 10 else day.year - 2017}个{event}"
         day = day.replace(day=19)
@@ -2126,8 +2101,7 @@ def _ba_mz(run: _Run, rng: random.Random) -> DemoDocument:
     outpatient_no = run.unique(rng, lambda r, w: f"MZ{visit:%Y%m%d}{r.randrange(10**4 * w):04d}")
     doctor = staff_name(rng)
     header = (
-        f"姓名：{patient['patient_name']}　性别：{patient['gender']}　年龄：{patient['age']}岁　"
-        f"门诊号：{outpatient_no}"
+        f"姓名：{patient['patient_name']}　性别：{patient['gender']}　年龄：{patient['age']}岁　门诊号：{outpatient_no}"
     )
     if rng.random() < 0.3:
         exam, findings, impression = rng.choice(_IMAGING)

@@ -218,8 +218,9 @@ class BlobWriter:
         """Seal `piece`; `PayloadTooLarge` (and the staged data removed) once the limit is passed."""
         if self._max_bytes is not None and self._sealer.size + len(piece) > self._max_bytes:
             self.abort()
-            raise PayloadTooLarge(f"file exceeds the limit of {self._max_bytes} bytes", field="file",
-                                  max_bytes=self._max_bytes)
+            raise PayloadTooLarge(
+                f"file exceeds the limit of {self._max_bytes} bytes", field="file", max_bytes=self._max_bytes
+            )
         sealed = self._sealer.update(piece)
         if sealed:
             self._write.write(sealed)

@@ -320,8 +320,7 @@ def open_sealed(chunks: Iterable[bytes] | BinaryIO | bytes, data_key: bytes) -> 
             plaintext = aead_decrypt(suite, data_key, nonce, current, header)
         except InvalidTag:
             raise IntegrityFailure(
-                f"chunk {index} failed authentication "
-                "(corrupted, truncated, reordered, trailing data or wrong key)",
+                f"chunk {index} failed authentication (corrupted, truncated, reordered, trailing data or wrong key)",
                 chunk=index,
             ) from None
         yield plaintext

@@ -183,9 +183,7 @@ class KeyRing:
         return cls._from_json(text, f"key file {path}", wrap_suite)
 
     @classmethod
-    def load_or_create(
-        cls, path: Path | str, *, wrap_suite: CipherSuite = CipherSuite.AES_256_GCM
-    ) -> KeyRing:
+    def load_or_create(cls, path: Path | str, *, wrap_suite: CipherSuite = CipherSuite.AES_256_GCM) -> KeyRing:
         """Load the key file, or create it (mode 0600) with a fresh ring.
 
         Creation never overwrites: if another process creates the file first,
@@ -276,9 +274,7 @@ class KeyRing:
             if path.exists():
                 on_disk = KeyRing.load(path)
                 if not hmac.compare_digest(on_disk._address_key, self._address_key):
-                    raise ConfigurationError(
-                        f"key file {path} has a different address key; refusing to rotate"
-                    )
+                    raise ConfigurationError(f"key file {path} has a different address key; refusing to rotate")
                 for key_id, material in on_disk._keys.items():
                     if key_id in keys and not hmac.compare_digest(keys[key_id], material):
                         raise ConfigurationError(
@@ -347,10 +343,7 @@ class KeyRing:
         return _hkdf(master, suite.key_size, _SM4_WRAP_INFO)
 
     def __repr__(self) -> str:
-        return (
-            f"KeyRing(active={self._active!r}, key_ids={sorted(self._keys)!r}, "
-            f"wrap_suite={str(self._wrap_suite)!r})"
-        )
+        return f"KeyRing(active={self._active!r}, key_ids={sorted(self._keys)!r}, wrap_suite={str(self._wrap_suite)!r})"
 
     def __reduce__(self) -> Any:
         # Pickles end up in caches and task queues: keep key material out.

@@ -22,6 +22,7 @@ from django.db import transaction
 
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, NotFound
+from medarchive.preservation import storage
 from medarchive.preservation.blobstore import BlobStore, StagedBlob
 from medarchive.preservation.crypto import CipherSuite
 from medarchive.preservation.keys import KeyRing
@@ -45,13 +46,11 @@ def _keyring() -> KeyRing:
 
 def _storage() -> BlobStorage:
     config = settings.CONFIG
-    if config.storage == "s3":
-        from medarchive.preservation.storage.s3 import S3Storage  # boto3 loads only when configured
-
-        return S3Storage(bucket=config.s3_bucket or "", prefix=config.s3_prefix, endpoint_url=config.s3_endpoint_url)
-    from medarchive.preservation.storage.local import LocalStorage
-
-    return LocalStorage(config.blob_dir)
+    if config.storage == "s3":  # boto3 is imported only here, when configured
+        return storage.S3Storage(
+            bucket=config.s3_bucket or "", prefix=config.s3_prefix, endpoint_url=config.s3_endpoint_url
+        )
+    return storage.LocalStorage(config.blob_dir)
 
 
 @cache
@@ -77,15 +76,22 @@ def claim(staged: StagedBlob) -> Blob:
     with transaction.atomic():
         row, created = Blob.objects.select_for_update().get_or_create(
             address=staged.address,
-            defaults={"size": staged.size, "sha256": staged.sha256, "sm3": staged.sm3, "suite": staged.suite,
-                      "key_id": staged.key_id, "wrapped_key": staged.wrapped_key, "stored_size": staged.stored_size,
-                      "state": Blob.PENDING, "owner": _owner()},
+            defaults={
+                "size": staged.size,
+                "sha256": staged.sha256,
+                "sm3": staged.sm3,
+                "suite": staged.suite,
+                "key_id": staged.key_id,
+                "wrapped_key": staged.wrapped_key,
+                "stored_size": staged.stored_size,
+                "state": Blob.PENDING,
+                "owner": _owner(),
+            },
         )
     if not created:
         staged.discard()
         if row.state != Blob.STORED:
-            raise Conflict("the same content is being stored by another writer; retry in a moment",
-                           address=row.address)
+            raise Conflict("the same content is being stored by another writer; retry in a moment", address=row.address)
         return row
     try:
         # We own this address now. An object already there has no row, so no key we hold
@@ -115,11 +121,24 @@ def release(blobs: Iterable[Blob]) -> None:
             Blob.objects.filter(pk=blob.pk, state=Blob.PENDING).delete()
 
 
-def note_event(event_type: str, *, outcome: str, detail: str = "", blob: Blob | None = None,
-               component: Any = None, actor: User | None = None) -> PreservationEvent:
+def note_event(
+    event_type: str,
+    *,
+    outcome: str,
+    detail: str = "",
+    blob: Blob | None = None,
+    component: Any = None,
+    actor: User | None = None,
+) -> PreservationEvent:
     return PreservationEvent.objects.create(
-        event_type=event_type, at=clock.now(), outcome=outcome, detail=detail, blob=blob, component=component,
-        agent=actor.username if actor else f"{AGENT}/{__import__('medarchive').__version__}", actor=actor,
+        event_type=event_type,
+        at=clock.now(),
+        outcome=outcome,
+        detail=detail,
+        blob=blob,
+        component=component,
+        agent=actor.username if actor else f"{AGENT}/{__import__('medarchive').__version__}",
+        actor=actor,
     )
 
 
@@ -178,12 +197,18 @@ class FixityReport:
         return not self.failed
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked": self.checked,
-                "failed": [{"address": f.address, "files": f.files, "problems": f.problems} for f in self.failed]}
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "failed": [{"address": f.address, "files": f.files, "problems": f.problems} for f in self.failed],
+        }
 
 
 def verify_fixity(
-    *, actor: User | None, record_id: Any = None, sample: int | None = None,
+    *,
+    actor: User | None,
+    record_id: Any = None,
+    sample: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FixityReport:
     """Decrypt and re-hash stored copies (CAP-04, PRE-02); one PREMIS fixity event per blob checked.
@@ -204,23 +229,38 @@ def verify_fixity(
     store = blob_store()
     for index, address in enumerate(addresses, start=1):
         blob = Blob.objects.get(pk=address)
-        result = store.verify(address, key_id=blob.key_id, wrapped_key=bytes(blob.wrapped_key),
-                              expected_sha256=blob.sha256, expected_sm3=blob.sm3, expected_size=blob.size)
+        result = store.verify(
+            address,
+            key_id=blob.key_id,
+            wrapped_key=bytes(blob.wrapped_key),
+            expected_sha256=blob.sha256,
+            expected_sm3=blob.sm3,
+            expected_size=blob.size,
+        )
         report.checked += 1
         files = [f"{c.record.electronic_no}/{c.filename}" for c in blob.components.select_related("record")]
         with transaction.atomic():
             Blob.objects.filter(pk=address).update(last_fixity_at=clock.now(), last_fixity_ok=result.ok)
-            note_event(PreservationEvent.FIXITY_CHECK, outcome="success" if result.ok else "failure",
-                       detail="; ".join(result.problems) or f"sha256 {blob.sha256} sm3 {blob.sm3}", blob=blob,
-                       actor=actor)
+            note_event(
+                PreservationEvent.FIXITY_CHECK,
+                outcome="success" if result.ok else "failure",
+                detail="; ".join(result.problems) or f"sha256 {blob.sha256} sm3 {blob.sm3}",
+                blob=blob,
+                actor=actor,
+            )
         if not result.ok:
             report.failed.append(FixityProblem(address=address, files=files, problems=result.problems))
         if progress:
             progress(index, len(addresses))
     with transaction.atomic():
-        audit.record_event(Action.FIXITY_VERIFY, actor=actor, object_type="record" if record_id else "store",
-                           object_id=str(record_id or ""), result="success" if report.ok else "failure",
-                           details={"checked": report.checked, "failed": [f.address for f in report.failed]})
+        audit.record_event(
+            Action.FIXITY_VERIFY,
+            actor=actor,
+            object_type="record" if record_id else "store",
+            object_id=str(record_id or ""),
+            result="success" if report.ok else "failure",
+            details={"checked": report.checked, "failed": [f.address for f in report.failed]},
+        )
     return report
 
 
@@ -231,8 +271,11 @@ def rotate_keys(*, actor: User | None, progress: Callable[[int, int], None] | No
         require(actor, Action.KEYS_ROTATE)
     config = settings.CONFIG
     if config.master_key:
-        raise Conflict("the master key comes from MEDARCHIVE_MASTER_KEY; rotate it in your key manager and "
-                       "set the new key ring there", field="MEDARCHIVE_MASTER_KEY")
+        raise Conflict(
+            "the master key comes from MEDARCHIVE_MASTER_KEY; rotate it in your key manager and "
+            "set the new key ring there",
+            field="MEDARCHIVE_MASTER_KEY",
+        )
     store = blob_store()
     new_key_id = store.keyring.rotate(config.key_file)
     rows = list(Blob.objects.exclude(key_id=new_key_id).values_list("address", flat=True))
@@ -242,11 +285,21 @@ def rotate_keys(*, actor: User | None, progress: Callable[[int, int], None] | No
             key_id, wrapped = store.rewrap(blob.key_id, bytes(blob.wrapped_key))
             blob.key_id, blob.wrapped_key = key_id, wrapped
             blob.save(update_fields=["key_id", "wrapped_key"])
-            note_event(PreservationEvent.KEY_ROTATION, outcome="success", detail=f"re-wrapped under {key_id}",
-                       blob=blob, actor=actor)
+            note_event(
+                PreservationEvent.KEY_ROTATION,
+                outcome="success",
+                detail=f"re-wrapped under {key_id}",
+                blob=blob,
+                actor=actor,
+            )
         if progress:
             progress(index, len(rows))
     with transaction.atomic():
-        audit.record_event(Action.KEYS_ROTATE, actor=actor, object_type="keyring", object_id=new_key_id,
-                           details={"rewrapped": len(rows)})
+        audit.record_event(
+            Action.KEYS_ROTATE,
+            actor=actor,
+            object_type="keyring",
+            object_id=new_key_id,
+            details={"rewrapped": len(rows)},
+        )
     return new_key_id, len(rows)

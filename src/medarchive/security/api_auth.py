@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from ninja.security import APIKeyCookie, HttpBearer
 
+from medarchive.core.errors import NotAuthenticated
 from medarchive.security import context
+from medarchive.security.models import User
 from medarchive.security.services import authenticate_token
 
 
@@ -36,9 +39,6 @@ class Session(APIKeyCookie):
 
 def require_authenticated(view: Any) -> Any:
     """Wrap the OpenAPI document and docs: no anonymous access to anything but health."""
-    from functools import wraps
-
-    from django.http import JsonResponse
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
@@ -50,3 +50,11 @@ def require_authenticated(view: Any) -> Any:
         return JsonResponse({"code": "not_authenticated", "message": "authentication required"}, status=401)
 
     return wrapper
+
+
+def actor_of(request: HttpRequest) -> User:
+    """The authenticated user of a request, typed for the services (inputs call this, never `request.user`)."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise NotAuthenticated("authentication required")
+    return user

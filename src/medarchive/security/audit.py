@@ -69,19 +69,37 @@ def record_event(
 def record_denial(action: Action | str, *, actor: User | None, object_type: str, object_id: str, reason: str) -> None:
     """Refusals are audited in their own transaction: the refused change itself rolled back."""
     with transaction.atomic():
-        record_event(action, actor=actor, object_type=object_type, object_id=object_id, result="denied",
-                     details={"reason": reason})
+        record_event(
+            action,
+            actor=actor,
+            object_type=object_type,
+            object_id=object_id,
+            result="denied",
+            details={"reason": reason},
+        )
 
 
 def _entries() -> Iterator[chain.ChainEntry]:
     for row in AuditEntry.objects.order_by("seq").iterator(chunk_size=2000):
         yield chain.ChainEntry(
-            seq=row.seq, at=row.at, actor_id=row.actor_id, actor_name=row.actor_name, action=row.action,
-            object_type=row.object_type, object_id=row.object_id, result=row.result, source=row.source,
-            details=row.details, algorithm=row.algorithm, prev_hash=row.prev_hash, entry_hash=row.entry_hash,
+            seq=row.seq,
+            at=row.at,
+            actor_id=row.actor_id,
+            actor_name=row.actor_name,
+            action=row.action,
+            object_type=row.object_type,
+            object_id=row.object_id,
+            result=row.result,
+            source=row.source,
+            details=row.details,
+            algorithm=row.algorithm,
+            prev_hash=row.prev_hash,
+            entry_hash=row.entry_hash,
         )
 
 
 def verify_chain() -> chain.ChainReport:
     head = AuditHead.objects.filter(id=1).first()
-    return chain.verify(_entries(), head_seq=head.seq if head else 0, head_hash=head.entry_hash if head else chain.GENESIS)
+    return chain.verify(
+        _entries(), head_seq=head.seq if head else 0, head_hash=head.entry_hash if head else chain.GENESIS
+    )

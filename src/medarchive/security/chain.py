@@ -102,6 +102,9 @@ def verify(entries: Iterable[ChainEntry], *, head_seq: int, head_hash: str) -> C
     last = expected_seq - 1
     if last != head_seq or prev != head_hash:
         return ChainReport(
-            False, checked, last + 1, f"the log ends at #{last} but the chain head says #{head_seq}: entries were removed"
+            False,
+            checked,
+            last + 1,
+            f"the log ends at #{last} but the chain head says #{head_seq}: entries were removed",
         )
     return ChainReport(True, checked)

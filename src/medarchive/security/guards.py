@@ -3,6 +3,10 @@
 from medarchive.core.dbtriggers import Guard
 
 AUDIT_GUARDS = [
-    Guard(name="audit_append_only", table="security_auditentry", events=("UPDATE", "DELETE"),
-          reason="audit log is append-only"),
+    Guard(
+        name="audit_append_only",
+        table="security_auditentry",
+        events=("UPDATE", "DELETE"),
+        reason="audit log is append-only",
+    ),
 ]

@@ -55,7 +55,9 @@ def can(actor: User | None, action: Action, obj: DepartmentOwned | None = None, 
     return may_system(Role(user.role), action)
 
 
-def require(actor: User | None, action: Action, obj: DepartmentOwned | None = None, *, department_id: Any = None) -> User:
+def require(
+    actor: User | None, action: Action, obj: DepartmentOwned | None = None, *, department_id: Any = None
+) -> User:
     """Return the actor when allowed; raise PermissionDenied (naming the action) otherwise."""
     user = _active(actor)
     scopes = context.token_scopes.get()

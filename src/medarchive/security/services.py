@@ -18,7 +18,7 @@ from medarchive.security.models import ApiToken, User
 from medarchive.security.permissions import require
 from medarchive.security.roles import Action, Role
 
-TOKEN_PREFIX = "mda_"
+TOKEN_PREFIX = "mda_"  # noqa: S105 - a public prefix that makes leaked tokens greppable
 
 
 def add_user(
@@ -55,9 +55,13 @@ def add_user(
     with transaction.atomic():
         candidate.set_password(password)
         candidate.save()
-        audit.record_event(Action.USER_MANAGE, actor=actor, object_type="user", object_id=str(candidate.pk),
-                           details={"op": "add", "username": username, "role": role_value.value,
-                                    "department": department_code or ""})
+        audit.record_event(
+            Action.USER_MANAGE,
+            actor=actor,
+            object_type="user",
+            object_id=str(candidate.pk),
+            details={"op": "add", "username": username, "role": role_value.value, "department": department_code or ""},
+        )
     return candidate
 
 
@@ -66,7 +70,11 @@ def _digest(raw: str) -> str:
 
 
 def create_token(
-    user: User, *, actor: User | None, name: str = "cli", scopes: list[str] | None = None,
+    user: User,
+    *,
+    actor: User | None,
+    name: str = "cli",
+    scopes: list[str] | None = None,
     expires_at: dt.datetime | None = None,
 ) -> tuple[ApiToken, str]:
     """Return the token row and the raw secret; the secret is shown once and never stored."""
@@ -80,8 +88,13 @@ def create_token(
         token = ApiToken.objects.create(
             user=user, name=name, prefix=raw[:12], digest=_digest(raw), scopes=scopes or [], expires_at=expires_at
         )
-        audit.record_event(Action.TOKEN_MANAGE, actor=actor, object_type="token", object_id=str(token.pk),
-                           details={"op": "create", "user": user.username, "name": name})
+        audit.record_event(
+            Action.TOKEN_MANAGE,
+            actor=actor,
+            object_type="token",
+            object_id=str(token.pk),
+            details={"op": "create", "user": user.username, "name": name},
+        )
     return token, raw
 
 
@@ -94,8 +107,9 @@ def revoke_token(token_id: int, *, actor: User | None) -> None:
             raise NotFound(f"token {token_id} does not exist")
         token.revoked_at = clock.now()
         token.save(update_fields=["revoked_at"])
-        audit.record_event(Action.TOKEN_MANAGE, actor=actor, object_type="token", object_id=str(token_id),
-                           details={"op": "revoke"})
+        audit.record_event(
+            Action.TOKEN_MANAGE, actor=actor, object_type="token", object_id=str(token_id), details={"op": "revoke"}
+        )
 
 
 def authenticate_token(raw: str) -> tuple[User, ApiToken] | None:
@@ -118,6 +132,11 @@ def verify_audit(*, actor: User | None) -> chain.ChainReport:
         require(actor, Action.AUDIT_VERIFY)
     report = audit.verify_chain()
     with transaction.atomic():
-        audit.record_event(Action.AUDIT_VERIFY, actor=actor, object_type="audit",
-                           result="success" if report.ok else "failure", details=report.as_dict())
+        audit.record_event(
+            Action.AUDIT_VERIFY,
+            actor=actor,
+            object_type="audit",
+            result="success" if report.ok else "failure",
+            details=report.as_dict(),
+        )
     return report

@@ -33,7 +33,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
         user = authenticate(request, username=username, password=password)
         if user is not None:
             login(request, user)
-            _audit_login(user, username, "success")  # type: ignore[arg-type]
+            _audit_login(user, username, "success")
             return HttpResponseRedirect(next_url)
         if getattr(request, "axes_locked_out", False):
             return locked_out(request)
@@ -45,9 +45,19 @@ def login_view(request: HttpRequest) -> HttpResponse:
 def locked_out(request: HttpRequest, credentials: Any = None, *args: Any, **kwargs: Any) -> HttpResponse:
     username = request.POST.get("username", "") if request.method == "POST" else ""
     _audit_login(None, username, "locked")
-    return render(request, "security/login.html",
-                  {"error": _("Too many failed attempts: this account is locked. Ask the security administrator "
-                              "to unlock it, or try again later."), "next": "/", "locked": True}, status=403)
+    return render(
+        request,
+        "security/login.html",
+        {
+            "error": _(
+                "Too many failed attempts: this account is locked. Ask the security administrator "
+                "to unlock it, or try again later."
+            ),
+            "next": "/",
+            "locked": True,
+        },
+        status=403,
+    )
 
 
 @require_http_methods(["POST"])

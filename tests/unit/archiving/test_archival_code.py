@@ -25,8 +25,16 @@ def test_series_excludes_the_item_number() -> None:
     assert pattern.series(**VALUES) != pattern.series(**{**VALUES, "year": "2012"})
 
 
-@pytest.mark.parametrize("bad", ["{fonds}-{class}", "{fonds}-{item:04d}-{item:04d}", "{fonds.__class__}-{item:04d}",
-                                 "{fonds}-{bogus}-{item:04d}", "{fonds}-{item:00d}"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{fonds}-{class}",
+        "{fonds}-{item:04d}-{item:04d}",
+        "{fonds.__class__}-{item:04d}",
+        "{fonds}-{bogus}-{item:04d}",
+        "{fonds}-{item:00d}",
+    ],
+)
 def test_bad_patterns_are_refused(bad: str) -> None:
     with pytest.raises(ValidationError):
         ArchivalCodePattern.parse(bad)

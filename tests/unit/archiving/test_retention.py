@@ -26,4 +26,5 @@ def test_open_case_without_trigger_event_is_not_due() -> None:
 def test_leap_day_trigger() -> None:
     term = Term("MR15", 15, Trigger.LAST_VISIT)
     assert due_date(term, record_date=dt.date(2020, 1, 1), events={"last_visit": dt.date(2020, 2, 29)}) == dt.date(
-        2035, 2, 28)
+        2035, 2, 28
+    )

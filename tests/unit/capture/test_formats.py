@@ -14,20 +14,23 @@ def _zip(*names: str) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize(("head", "name", "mime"), [
-    (b"%PDF-1.7\n%\xe2\xe3", "PDF", "application/pdf"),
-    (b"\x89PNG\r\n\x1a\n....", "PNG", "image/png"),
-    (b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG", "image/jpeg"),
-    (b"II*\x00\x08\x00", "TIFF", "image/tiff"),
-    (b"\x00" * 128 + b"DICM" + b"\x02\x00", "DICOM", "application/dicom"),
-    (b"MSH|^~\\&|HIS|", "HL7 v2 message", "application/hl7-v2"),
-    (b"RIFF\x00\x00\x00\x00WAVEfmt ", "WAVE", "audio/wav"),
-    (b"\x00\x00\x00\x18ftypmp42", "MPEG-4", "video/mp4"),
-    ("编号,姓名\n1,张三\n".encode(), "CSV", "text/csv"),
-    ("<?xml version='1.0'?><a/>".encode(), "XML", "application/xml"),
-    ("普通文本".encode("gb18030"), "Plain text", "text/plain"),
-    (b"\x01\x02\x03\x00\xff", "Unknown binary", "application/octet-stream"),
-])
+@pytest.mark.parametrize(
+    ("head", "name", "mime"),
+    [
+        (b"%PDF-1.7\n%\xe2\xe3", "PDF", "application/pdf"),
+        (b"\x89PNG\r\n\x1a\n....", "PNG", "image/png"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG", "image/jpeg"),
+        (b"II*\x00\x08\x00", "TIFF", "image/tiff"),
+        (b"\x00" * 128 + b"DICM" + b"\x02\x00", "DICOM", "application/dicom"),
+        (b"MSH|^~\\&|HIS|", "HL7 v2 message", "application/hl7-v2"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "WAVE", "audio/wav"),
+        (b"\x00\x00\x00\x18ftypmp42", "MPEG-4", "video/mp4"),
+        ("编号,姓名\n1,张三\n".encode(), "CSV", "text/csv"),
+        (b"<?xml version='1.0'?><a/>", "XML", "application/xml"),
+        ("普通文本".encode("gb18030"), "Plain text", "text/plain"),
+        (b"\x01\x02\x03\x00\xff", "Unknown binary", "application/octet-stream"),
+    ],
+)
 def test_identify_from_content(head: bytes, name: str, mime: str) -> None:
     fmt = identify(head)
     assert (fmt.name, fmt.mime) == (name, mime)

@@ -18,11 +18,22 @@ def test_non_nfc_name_is_stored_nfc_and_original_kept() -> None:
     assert clean.original == decomposed and clean.was_normalized
 
 
-@pytest.mark.parametrize(("raw", "problem"), [
-    ("../etc/passwd", "'..'"), ("a/../b.pdf", "'..'"), ("/etc/passwd", "absolute"), ("C:\\x.pdf", "absolute"),
-    ("dir/file.pdf", "separator"), ("bad\x00name.pdf", "control"), ("bell\x07.pdf", "control"), ("", "empty"),
-    ("   ", "empty"), ("..", "'..'"), (" lead.pdf", "usable"),
-])
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("../etc/passwd", "'..'"),
+        ("a/../b.pdf", "'..'"),
+        ("/etc/passwd", "absolute"),
+        ("C:\\x.pdf", "absolute"),
+        ("dir/file.pdf", "separator"),
+        ("bad\x00name.pdf", "control"),
+        ("bell\x07.pdf", "control"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("..", "'..'"),
+        (" lead.pdf", "usable"),
+    ],
+)
 def test_dangerous_names_are_refused_with_the_reason(raw: str, problem: str) -> None:
     with pytest.raises(ValidationError, match=problem) as info:
         clean_filename(raw)

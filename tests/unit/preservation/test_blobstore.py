@@ -24,9 +24,7 @@ def files_under(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def make_store(
-    root: Path, suite: CipherSuite = CipherSuite.AES_256_GCM, ring: KeyRing | None = None
-) -> BlobStore:
+def make_store(root: Path, suite: CipherSuite = CipherSuite.AES_256_GCM, ring: KeyRing | None = None) -> BlobStore:
     return BlobStore(LocalStorage(root), ring or KeyRing.generate(), suite=suite, chunk_size=CHUNK)
 
 
@@ -294,9 +292,7 @@ def test_sm4_blob_opens_under_a_store_configured_for_aes(tmp_path: Path) -> None
 
     assert read_header(path.read_bytes())[0] is CipherSuite.SM4_GCM
     assert staged.wrapped_key[0] == CipherSuite.SM4_GCM.wire_id
-    assert b"".join(aes_store.open(staged.address, key_id=staged.key_id, wrapped_key=staged.wrapped_key)) == (
-        PATTERN
-    )
+    assert b"".join(aes_store.open(staged.address, key_id=staged.key_id, wrapped_key=staged.wrapped_key)) == (PATTERN)
     assert verify(aes_store, staged) == (True, [])
 
 

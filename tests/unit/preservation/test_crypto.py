@@ -231,9 +231,7 @@ def test_header_records_suite_and_chunk_size() -> None:
 def test_two_sealings_of_the_same_data_differ() -> None:
     key = key_for(CipherSuite.AES_256_GCM)
 
-    assert sealed_bytes(b"same", key, CipherSuite.AES_256_GCM) != sealed_bytes(
-        b"same", key, CipherSuite.AES_256_GCM
-    )
+    assert sealed_bytes(b"same", key, CipherSuite.AES_256_GCM) != sealed_bytes(b"same", key, CipherSuite.AES_256_GCM)
 
 
 def test_sealer_streams_instead_of_buffering_everything() -> None:

@@ -107,9 +107,7 @@ def test_rotate_refuses_a_file_with_another_address_key(tmp_path: Path) -> None:
     assert KeyRing.load(path).key_ids == ("k1",)
 
 
-def test_losing_the_creation_race_adopts_the_winners_keys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_losing_the_creation_race_adopts_the_winners_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "master.json"
     winner = KeyRing.generate()
     real_generate = KeyRing.generate
@@ -130,9 +128,7 @@ def test_unknown_key_id_is_a_configuration_error() -> None:
     ring = KeyRing.generate()
     _, wrapped = ring.wrap(os.urandom(32))
 
-    with pytest.raises(
-        ConfigurationError, match=r"master key 'k9' is not in the key ring \(known: \['k1'\]\)"
-    ):
+    with pytest.raises(ConfigurationError, match=r"master key 'k9' is not in the key ring \(known: \['k1'\]\)"):
         ring.unwrap("k9", wrapped)
 
 
@@ -238,9 +234,7 @@ def test_missing_key_file_is_a_configuration_error(tmp_path: Path) -> None:
         KeyRing.load(tmp_path / "absent.json")
 
 
-def test_loose_key_file_permissions_are_warned_about(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_loose_key_file_permissions_are_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "master.json"
     KeyRing.load_or_create(path)
     path.chmod(0o644)

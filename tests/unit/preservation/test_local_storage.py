@@ -51,9 +51,7 @@ def test_commit_fsyncs_the_file_and_the_directories(tmp_path: Path, monkeypatch:
     assert synced[-1] == str(tmp_path / "ab" / "cd")  # the object's own entry
 
 
-def test_commit_without_hard_links_falls_back_to_replace(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_commit_without_hard_links_falls_back_to_replace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = LocalStorage(tmp_path)
 
     def no_links(src: object, dst: object) -> None:

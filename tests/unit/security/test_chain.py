@@ -11,10 +11,20 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 def _build(n: int, algorithm: str = "sm3") -> list[chain.ChainEntry]:
     entries, prev = [], chain.GENESIS
     for seq in range(1, n + 1):
-        entry = chain.ChainEntry(seq=seq, at=T0 + dt.timedelta(seconds=seq), actor_id=1, actor_name="王档案",
-                                 action="record:content:read", object_type="record", object_id=f"r{seq}",
-                                 result="success", source="10.0.0.1", details={"file": "病历.pdf"},
-                                 algorithm=algorithm, prev_hash=prev)
+        entry = chain.ChainEntry(
+            seq=seq,
+            at=T0 + dt.timedelta(seconds=seq),
+            actor_id=1,
+            actor_name="王档案",
+            action="record:content:read",
+            object_type="record",
+            object_id=f"r{seq}",
+            result="success",
+            source="10.0.0.1",
+            details={"file": "病历.pdf"},
+            algorithm=algorithm,
+            prev_hash=prev,
+        )
         entry = dataclasses.replace(entry, entry_hash=chain.seal(entry))
         entries.append(entry)
         prev = entry.entry_hash

@@ -6,123 +6,155 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('archiving', '0001_initial'),
-        ('core', '0001_initial'),
-        ('preservation', '0001_initial'),
+        ("archiving", "0001_initial"),
+        ("core", "0001_initial"),
+        ("preservation", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='businessevent',
-            name='actor',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="businessevent",
+            name="actor",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='classificationscheme',
-            name='fonds',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='schemes', to='core.fonds'),
+            model_name="classificationscheme",
+            name="fonds",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="schemes", to="core.fonds"
+            ),
         ),
         migrations.AddField(
-            model_name='archiveclass',
-            name='scheme',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='classes', to='archiving.classificationscheme'),
+            model_name="archiveclass",
+            name="scheme",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="classes", to="archiving.classificationscheme"
+            ),
         ),
         migrations.AddField(
-            model_name='component',
-            name='blob',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='components', to='preservation.blob'),
+            model_name="component",
+            name="blob",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="components", to="preservation.blob"
+            ),
         ),
         migrations.AddField(
-            model_name='record',
-            name='archive_class',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='archiving.archiveclass', verbose_name='门类'),
+            model_name="record",
+            name="archive_class",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, to="archiving.archiveclass", verbose_name="门类"
+            ),
         ),
         migrations.AddField(
-            model_name='record',
-            name='created_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="record",
+            name="created_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='record',
-            name='department',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='core.department', verbose_name='部门'),
+            model_name="record",
+            name="department",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="records",
+                to="core.department",
+                verbose_name="部门",
+            ),
         ),
         migrations.AddField(
-            model_name='record',
-            name='fonds',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='records', to='core.fonds'),
+            model_name="record",
+            name="fonds",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="records", to="core.fonds"
+            ),
         ),
         migrations.AddField(
-            model_name='component',
-            name='record',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='components', to='archiving.record'),
+            model_name="component",
+            name="record",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="components", to="archiving.record"
+            ),
         ),
         migrations.AddField(
-            model_name='businessevent',
-            name='record',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='business_events', to='archiving.record'),
+            model_name="businessevent",
+            name="record",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="business_events", to="archiving.record"
+            ),
         ),
         migrations.AddField(
-            model_name='retentiontable',
-            name='fonds',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='retention_tables', to='core.fonds'),
+            model_name="retentiontable",
+            name="fonds",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="retention_tables", to="core.fonds"
+            ),
         ),
         migrations.AddField(
-            model_name='retentionrule',
-            name='table',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rules', to='archiving.retentiontable'),
+            model_name="retentionrule",
+            name="table",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="rules", to="archiving.retentiontable"
+            ),
         ),
         migrations.AddField(
-            model_name='volume',
-            name='archive_class',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='archiving.archiveclass'),
+            model_name="volume",
+            name="archive_class",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="archiving.archiveclass"),
         ),
         migrations.AddField(
-            model_name='volume',
-            name='department',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='core.department'),
+            model_name="volume",
+            name="department",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="core.department"),
         ),
         migrations.AddField(
-            model_name='volume',
-            name='fonds',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='core.fonds'),
+            model_name="volume",
+            name="fonds",
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to="core.fonds"),
         ),
         migrations.AddField(
-            model_name='record',
-            name='volume',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='items', to='archiving.volume'),
+            model_name="record",
+            name="volume",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="items",
+                to="archiving.volume",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='classificationscheme',
-            constraint=models.UniqueConstraint(fields=('fonds', 'version'), name='scheme_version_unique'),
+            model_name="classificationscheme",
+            constraint=models.UniqueConstraint(fields=("fonds", "version"), name="scheme_version_unique"),
         ),
         migrations.AddConstraint(
-            model_name='archiveclass',
-            constraint=models.UniqueConstraint(fields=('scheme', 'code'), name='class_code_unique_in_scheme'),
+            model_name="archiveclass",
+            constraint=models.UniqueConstraint(fields=("scheme", "code"), name="class_code_unique_in_scheme"),
         ),
         migrations.AddConstraint(
-            model_name='component',
-            constraint=models.UniqueConstraint(fields=('record', 'sequence'), name='component_sequence_unique'),
+            model_name="component",
+            constraint=models.UniqueConstraint(fields=("record", "sequence"), name="component_sequence_unique"),
         ),
         migrations.AddConstraint(
-            model_name='retentiontable',
-            constraint=models.UniqueConstraint(fields=('fonds', 'version'), name='retention_version_unique'),
+            model_name="retentiontable",
+            constraint=models.UniqueConstraint(fields=("fonds", "version"), name="retention_version_unique"),
         ),
         migrations.AddConstraint(
-            model_name='retentionrule',
-            constraint=models.UniqueConstraint(fields=('table', 'code'), name='retention_code_unique'),
+            model_name="retentionrule",
+            constraint=models.UniqueConstraint(fields=("table", "code"), name="retention_code_unique"),
         ),
         migrations.AddIndex(
-            model_name='record',
-            index=models.Index(fields=['department', 'state'], name='archiving_r_departm_2a0926_idx'),
+            model_name="record",
+            index=models.Index(fields=["department", "state"], name="archiving_r_departm_2a0926_idx"),
         ),
         migrations.AddIndex(
-            model_name='record',
-            index=models.Index(fields=['archive_class', 'year'], name='archiving_r_archive_fcf893_idx'),
+            model_name="record",
+            index=models.Index(fields=["archive_class", "year"], name="archiving_r_archive_fcf893_idx"),
         ),
     ]

@@ -5,55 +5,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Fonds',
+            name="Fonds",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=16, unique=True, verbose_name='全宗号')),
-                ('name', models.CharField(max_length=200, verbose_name='全宗名称')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.CharField(max_length=16, unique=True, verbose_name="全宗号")),
+                ("name", models.CharField(max_length=200, verbose_name="全宗名称")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name': '全宗',
+                "verbose_name": "全宗",
             },
         ),
         migrations.CreateModel(
-            name='JobRun',
+            name="JobRun",
             fields=[
-                ('name', models.CharField(max_length=100, primary_key=True, serialize=False)),
-                ('last_started', models.DateTimeField(null=True)),
-                ('last_finished', models.DateTimeField(null=True)),
-                ('last_outcome', models.TextField(blank=True)),
+                ("name", models.CharField(max_length=100, primary_key=True, serialize=False)),
+                ("last_started", models.DateTimeField(null=True)),
+                ("last_finished", models.DateTimeField(null=True)),
+                ("last_outcome", models.TextField(blank=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Sequence',
+            name="Sequence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('value', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("value", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Department',
+            name="Department",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(max_length=32, unique=True, verbose_name='部门代码')),
-                ('name', models.CharField(max_length=200, verbose_name='部门名称')),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('fonds', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='departments', to='core.fonds')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.CharField(max_length=32, unique=True, verbose_name="部门代码")),
+                ("name", models.CharField(max_length=200, verbose_name="部门名称")),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "fonds",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="departments", to="core.fonds"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '部门',
-                'ordering': ['code'],
+                "verbose_name": "部门",
+                "ordering": ["code"],
             },
         ),
     ]

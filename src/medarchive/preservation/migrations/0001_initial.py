@@ -4,43 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Blob',
+            name="Blob",
             fields=[
-                ('address', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('state', models.CharField(db_index=True, default='pending', max_length=8)),
-                ('owner', models.CharField(blank=True, max_length=100)),
-                ('size', models.BigIntegerField()),
-                ('sha256', models.CharField(db_index=True, max_length=64)),
-                ('sm3', models.CharField(max_length=64)),
-                ('suite', models.CharField(max_length=16)),
-                ('key_id', models.CharField(max_length=32)),
-                ('wrapped_key', models.BinaryField()),
-                ('stored_size', models.BigIntegerField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_fixity_at', models.DateTimeField(blank=True, null=True)),
-                ('last_fixity_ok', models.BooleanField(null=True)),
+                ("address", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("state", models.CharField(db_index=True, default="pending", max_length=8)),
+                ("owner", models.CharField(blank=True, max_length=100)),
+                ("size", models.BigIntegerField()),
+                ("sha256", models.CharField(db_index=True, max_length=64)),
+                ("sm3", models.CharField(max_length=64)),
+                ("suite", models.CharField(max_length=16)),
+                ("key_id", models.CharField(max_length=32)),
+                ("wrapped_key", models.BinaryField()),
+                ("stored_size", models.BigIntegerField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_fixity_at", models.DateTimeField(blank=True, null=True)),
+                ("last_fixity_ok", models.BooleanField(null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='PreservationEvent',
+            name="PreservationEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_type', models.CharField(max_length=48)),
-                ('at', models.DateTimeField()),
-                ('outcome', models.CharField(max_length=16)),
-                ('detail', models.TextField(blank=True)),
-                ('agent', models.CharField(max_length=150)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_type", models.CharField(max_length=48)),
+                ("at", models.DateTimeField()),
+                ("outcome", models.CharField(max_length=16)),
+                ("detail", models.TextField(blank=True)),
+                ("agent", models.CharField(max_length=150)),
             ],
             options={
-                'ordering': ['at', 'pk'],
+                "ordering": ["at", "pk"],
             },
         ),
     ]

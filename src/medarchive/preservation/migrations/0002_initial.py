@@ -6,33 +6,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('archiving', '0002_initial'),
-        ('preservation', '0001_initial'),
+        ("archiving", "0002_initial"),
+        ("preservation", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='preservationevent',
-            name='actor',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="preservationevent",
+            name="actor",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='preservationevent',
-            name='blob',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='preservation.blob'),
+            model_name="preservationevent",
+            name="blob",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="events", to="preservation.blob"
+            ),
         ),
         migrations.AddField(
-            model_name='preservationevent',
-            name='component',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='events', to='archiving.component'),
+            model_name="preservationevent",
+            name="component",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="events", to="archiving.component"
+            ),
         ),
         migrations.AddIndex(
-            model_name='preservationevent',
-            index=models.Index(fields=['event_type', 'outcome'], name='preservatio_event_t_5507e6_idx'),
+            model_name="preservationevent",
+            index=models.Index(fields=["event_type", "outcome"], name="preservatio_event_t_5507e6_idx"),
         ),
     ]

@@ -25,9 +25,7 @@ def check_address(address: str) -> str:
     """Reject anything but 64 lowercase hex characters (also blocks path tricks)."""
     if not isinstance(address, str) or not ADDRESS_PATTERN.fullmatch(address):
         shown = repr(address)[:80]
-        raise ValidationError(
-            f"invalid blob address {shown}: expected 64 lowercase hex characters", field="address"
-        )
+        raise ValidationError(f"invalid blob address {shown}: expected 64 lowercase hex characters", field="address")
     return address
 
 

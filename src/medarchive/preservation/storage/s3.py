@@ -124,9 +124,7 @@ class S3Storage:
     def cleanup_staging(self, *, older_than: float = DEFAULT_STAGING_MAX_AGE) -> int:
         """Abort incomplete multipart uploads of ours older than `older_than` seconds."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=self.prefix
-        )
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self.prefix)
         removed = 0
         for page in pages:
             for upload in page.get("Uploads", []):
