@@ -60,7 +60,7 @@ def build(count: int, seed: int) -> list[dict[str, str]]:
         for index, doc in enumerate(generate_documents(count, seed=seed)):
             metadata: dict[str, Any] = {k: v for k, v in doc.extra.items() if v not in (None, "")}
             if "amount" in metadata:
-                metadata["amount"] = float(metadata["amount"])
+                metadata["amount"] = float(str(metadata["amount"]).replace(",", ""))
             desc = Description(
                 class_code=doc.class_code,
                 department_code=doc.department_code,

@@ -1,0 +1,38 @@
+"""`medarchive demo` builds a usable demo hospital and refuses to touch a real archive."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_builds_records_users_and_real_files(fresh_cli: Any) -> None:
+    cli = fresh_cli()
+    cli.run("demo", "--records", "24", "--no-serve")
+    credentials = json.loads((cli.data_dir / "demo-credentials.json").read_text(encoding="utf-8"))
+    assert (cli.data_dir / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
+    assert {c["role"] for c in credentials} == {"sysadmin", "secadmin", "auditor", "archivist", "officer",
+                                               "clinician", "researcher", "viewer"}
+    listed = json.loads(cli.run("records", "list", "--as", "archivist", "--json", "--page-size", "100").stdout)
+    assert listed["total"] == 24
+    states = {item["state"] for item in listed["items"]}
+    assert {"draft", "submitted", "accepted", "archived"} <= states
+    classes = {item["class"] for item in listed["items"]}
+    assert {"WS", "BA-ZY", "KU"} <= classes
+    formats = set()
+    for item in listed["items"][:12]:
+        shown = json.loads(cli.run("records", "show", item["id"], "--as", "archivist", "--json").stdout)
+        formats |= {f["format_name"] for f in shown["files"]}
+    assert "PDF" in formats and len(formats) >= 2
+    assert json.loads(cli.run("fixity", "verify", "--json").stdout)["ok"] is True
+    again = cli.run("demo", "--no-serve")
+    assert "already built" in again.stdout
+
+
+def test_demo_refuses_a_data_directory_holding_a_real_archive(cli: Any) -> None:
+    result = cli.run("demo", "--no-serve", check=False)
+    assert result.returncode == 2 and "not a demo" in result.stderr
