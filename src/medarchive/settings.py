@@ -131,6 +131,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 # WhiteNoise serves straight from the packages' static folders: no collectstatic step to forget.
 STATIC_ROOT = None
+STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 

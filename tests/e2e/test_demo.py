@@ -15,8 +15,16 @@ def test_demo_builds_records_users_and_real_files(fresh_cli: Any) -> None:
     cli.run("demo", "--records", "24", "--no-serve")
     credentials = json.loads((cli.data_dir / "demo-credentials.json").read_text(encoding="utf-8"))
     assert (cli.data_dir / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
-    assert {c["role"] for c in credentials} == {"sysadmin", "secadmin", "auditor", "archivist", "officer",
-                                               "clinician", "researcher", "viewer"}
+    assert {c["role"] for c in credentials} == {
+        "sysadmin",
+        "secadmin",
+        "auditor",
+        "archivist",
+        "officer",
+        "clinician",
+        "researcher",
+        "viewer",
+    }
     listed = json.loads(cli.run("records", "list", "--as", "archivist", "--json", "--page-size", "100").stdout)
     assert listed["total"] == 24
     states = {item["state"] for item in listed["items"]}

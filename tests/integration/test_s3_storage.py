@@ -117,9 +117,7 @@ def s3_adapter(endpoint: str, bucket: str) -> Adapter:
     def crash_mid_write() -> Any:
         # A multipart upload whose writer died before completing it.
         upload = client.create_multipart_upload(Bucket=bucket, Key=PREFIX + A3)
-        client.upload_part(
-            Bucket=bucket, Key=PREFIX + A3, UploadId=upload["UploadId"], PartNumber=1, Body=b"x"
-        )
+        client.upload_part(Bucket=bucket, Key=PREFIX + A3, UploadId=upload["UploadId"], PartNumber=1, Body=b"x")
         return upload
 
     return Adapter(
@@ -283,9 +281,7 @@ def test_malformed_addresses_are_refused(adapter: Adapter, bad: str) -> None:
 
 def test_large_objects_go_multipart_and_stay_immutable(s3_endpoint: str, bucket: str) -> None:
     config = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
-    storage = S3Storage(
-        bucket, prefix=PREFIX, endpoint_url=s3_endpoint, transfer_config=config, spool_max_bytes=MiB
-    )
+    storage = S3Storage(bucket, prefix=PREFIX, endpoint_url=s3_endpoint, transfer_config=config, spool_max_bytes=MiB)
     data = os.urandom(11 * MiB)
 
     assert put(storage, A1, data) is True

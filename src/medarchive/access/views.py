@@ -10,10 +10,12 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext_noop
 
 from medarchive.access import queries
 from medarchive.access.services import read_content
 from medarchive.archiving.models import ArchiveClass, RecordState
+from medarchive.archiving.services import active_retention
 from medarchive.core.errors import MedarchiveError, NotFound
 from medarchive.core.models import Department
 from medarchive.security.api_auth import actor_of
@@ -93,13 +95,16 @@ def record_detail(request: HttpRequest, record_id: str) -> HttpResponse:
     except NotFound:
         raise Http404 from None
     queries.audit_metadata_read(actor_of(request), record)
-    data = queries.describe(record, actor_of(request), with_history=True)
+    data = queries.describe(record, actor_of(request))
     user = actor_of(request)
     return render(
         request,
         "access/record_detail.html",
         {
             "record": data,
+            "state_label": record.get_state_display(),
+            "retention_name": _retention_name(record.retention),
+            "history": record.business_events.select_related("actor"),
             "can_read_content": can(user, Action.RECORD_CONTENT_READ, record),
             "steps": [
                 (step, label)
@@ -110,10 +115,17 @@ def record_detail(request: HttpRequest, record_id: str) -> HttpResponse:
     )
 
 
-_STEPS = [
-    ("submit", Action.RECORD_SUBMIT, "Submit to the archive", RecordState.DRAFT),
-    ("accept", Action.RECORD_ACCEPT, "Accept", RecordState.SUBMITTED),
-    ("archive", Action.RECORD_ARCHIVE, "Archive and assign 档号", RecordState.ACCEPTED),
+def _retention_name(code: str) -> str:
+    try:
+        return f"{code} {active_retention(code).name}"
+    except MedarchiveError:
+        return code
+
+
+_STEPS = [  # labels are translated in the template; gettext_noop lets makemessages find them
+    ("submit", Action.RECORD_SUBMIT, gettext_noop("Submit to the archive"), RecordState.DRAFT),
+    ("accept", Action.RECORD_ACCEPT, gettext_noop("Accept"), RecordState.SUBMITTED),
+    ("archive", Action.RECORD_ARCHIVE, gettext_noop("Archive and assign 档号"), RecordState.ACCEPTED),
 ]
 
 

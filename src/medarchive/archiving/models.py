@@ -36,7 +36,7 @@ class ArchiveClass(models.Model):
     code = models.CharField(_("分类号"), max_length=32)
     name = models.CharField(_("类目名称"), max_length=100)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
-    aggregation = models.CharField(max_length=8, choices=[(ITEM, "件"), (VOLUME, "卷")], default=ITEM)
+    aggregation = models.CharField(max_length=8, choices=[(ITEM, _("件")), (VOLUME, _("卷"))], default=ITEM)
     default_retention = models.CharField(max_length=16)
     required_fields = models.JSONField(default=list)  # extra metadata keys this class must have
     description = models.TextField(blank=True)

@@ -283,7 +283,7 @@ def _write_record(
             actor=actor,
             action="登记",
             state=BUSINESS_STATES[RecordState.DRAFT],
-            description=f"{len(staged)} file(s) captured",
+            description=f"捕获电子文件 {len(staged)} 件",
         )
         audit.record_event(
             Action.RECORD_CREATE,

@@ -9,11 +9,22 @@ from django.utils.translation import gettext_lazy as _
 from medarchive.core.models import Department
 from medarchive.security.roles import Role
 
+ROLE_LABELS = {
+    Role.SYSADMIN: _("System administrator"),
+    Role.SECADMIN: _("Security administrator"),
+    Role.AUDITOR: _("Security auditor"),
+    Role.ARCHIVIST: _("Archivist"),
+    Role.OFFICER: _("Department records officer"),
+    Role.CLINICIAN: _("Clinician"),
+    Role.RESEARCHER: _("Researcher"),
+    Role.VIEWER: _("Read-only user"),
+}
+
 
 class User(AbstractUser):
     """A person or system account. One role each keeps the separation of duties legible."""
 
-    role = models.CharField(_("角色"), max_length=16, choices=[(r.value, r.value) for r in Role])
+    role = models.CharField(_("角色"), max_length=16, choices=[(r.value, label) for r, label in ROLE_LABELS.items()])
     department = models.ForeignKey(
         Department, verbose_name=_("部门"), null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
