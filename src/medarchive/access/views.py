@@ -14,6 +14,7 @@ from django.utils.translation import gettext_noop
 
 from medarchive.access import queries
 from medarchive.access.services import read_content
+from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import ArchiveClass, RecordState
 from medarchive.archiving.services import active_retention
 from medarchive.core.errors import MedarchiveError, NotFound
@@ -103,6 +104,7 @@ def record_detail(request: HttpRequest, record_id: str) -> HttpResponse:
         {
             "record": data,
             "state_label": record.get_state_display(),
+            "metadata_items": metadata_schema.labelled(data["metadata"], name=record.metadata_schema),
             "retention_name": _retention_name(record.retention),
             "history": record.business_events.select_related("actor"),
             "can_read_content": can(user, Action.RECORD_CONTENT_READ, record),

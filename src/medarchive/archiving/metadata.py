@@ -56,6 +56,15 @@ def coerce(key: str, raw: str, *, name: str = CURRENT_SCHEMA) -> Any:
     return raw
 
 
+def labelled(metadata: dict[str, Any], *, name: str = CURRENT_SCHEMA) -> list[tuple[str, Any]]:
+    """(label, value) pairs for display: the schema's title where it has one, else the key."""
+    properties = schema(name)["properties"]
+    return [
+        (properties.get(key, {}).get("title", key), "、".join(map(str, value)) if isinstance(value, list) else value)
+        for key, value in metadata.items()
+    ]
+
+
 def masked(metadata: dict[str, Any], *, may_see_patient: bool, name: str = CURRENT_SCHEMA) -> dict[str, Any]:
     if may_see_patient:
         return dict(metadata)
