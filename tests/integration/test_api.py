@@ -205,3 +205,23 @@ def test_revoked_or_wrong_tokens_are_refused(client: Client, token: dict[str, st
 def test_auditor_verifies_the_chain_sysadmin_may_not(client: Client, token: dict[str, str]) -> None:
     assert client.post("/api/v1/audit/verify", **_auth(token["auditor"])).json()["ok"] is True
     assert client.post("/api/v1/audit/verify", **_auth(token["sysadmin"])).status_code == 403
+
+
+def test_a_scoped_token_can_only_do_its_scope(client: Client, users: dict[str, Any]) -> None:
+    _, raw = create_token(users["archivist"], actor=None, name="lister", scopes=["record:list"])
+    assert client.get("/api/v1/records", **_auth(raw)).status_code == 200
+    refused = _post_record(client, raw)
+    assert refused.status_code == 403 and "record:create" in refused.json()["message"]
+    assert Record.objects.count() == 0
+
+
+def test_idle_web_session_expires(client: Client, users: dict[str, Any], settings: Any) -> None:
+    from medarchive.security.middleware import LAST_SEEN
+
+    client.force_login(users["archivist"])
+    assert client.get("/records/").status_code == 200
+    session = client.session
+    session[LAST_SEEN] = session[LAST_SEEN] - settings.MEDARCHIVE_SESSION_IDLE_SECONDS - 1
+    session.save()
+    response = client.get("/records/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
-from moto.server import ThreadedMotoServer
 
 from medarchive.core.errors import NotFound, ValidationError
 from medarchive.preservation.blobstore import BlobStore, FixityResult
@@ -38,47 +36,8 @@ def address(n: int) -> str:
 A1, A2, A3 = address(0xA1), address(0xB2), address(0xC3)
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "NO_PROXY": "127.0.0.1",
-        }.items():
-            env.setenv(name, value)
-        for name in (
-            "AWS_PROFILE",
-            "AWS_ENDPOINT_URL",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "http_proxy",
-            "https_proxy",
-        ):
-            env.delenv(name, raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-
-
 def s3_client(endpoint: str) -> Any:
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    name = f"medarchive-{uuid.uuid4().hex[:12]}"
-    s3_client(s3_endpoint).create_bucket(Bucket=name)
-    return name
 
 
 @dataclass
