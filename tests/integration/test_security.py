@@ -143,3 +143,11 @@ def test_tokens_are_stored_hashed_scoped_and_revocable(users: dict[str, Any]) ->
     assert authenticate_token(raw + "x") is None
     revoke_token(token.pk, actor=users["secadmin"])
     assert authenticate_token(raw) is None
+
+
+def test_listing_is_audited_with_what_was_shown(users: dict[str, Any], make_record: Any) -> None:
+    record = make_record()
+    page = queries.list_records(users["officer"], queries.RecordFilter(q="通知"), page_size=10)
+    assert [r.pk for r in page.items] == [record.pk]
+    entry = AuditEntry.objects.filter(action="record:list", actor_name="officer").get()
+    assert entry.details["shown"] == [str(record.pk)] and entry.details["filters"] == {"q": "通知"}

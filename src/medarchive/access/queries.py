@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -75,13 +76,22 @@ def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: in
         qs = qs.filter(date__lte=flt.date_to)
     paginator = Paginator(qs.order_by("-created_at", "pk"), page_size)
     number = min(page, max(paginator.num_pages, 1))
-    return Page(
-        items=list(paginator.page(number).object_list),
-        total=paginator.count,
-        page=number,
-        pages=paginator.num_pages,
-        page_size=page_size,
-    )
+    items = list(paginator.page(number).object_list)
+    # A list shows titles: it is a read too (SEC-04). One entry per page, naming what was shown.
+    filters = {k: str(v) for k, v in dataclasses.asdict(flt).items() if v not in ("", None)}
+    with transaction.atomic():
+        audit.record_event(
+            Action.RECORD_LIST,
+            actor=actor,
+            object_type="record",
+            details={
+                "filters": filters,
+                "page": number,
+                "shown": [str(r.pk) for r in items],
+                "total": paginator.count,
+            },
+        )
+    return Page(items=items, total=paginator.count, page=number, pages=paginator.num_pages, page_size=page_size)
 
 
 def get_record(actor: User, record_id: Any) -> Record:
