@@ -186,3 +186,50 @@ def test_keys_rotate_keeps_content_readable(cli: Cli, tmp_path: Path) -> None:
 def test_worker_once_runs_the_scheduled_jobs(cli: Cli) -> None:
     out = cli.run("worker", "--once").stdout
     assert "preservation.fixity_sample" in out and "preservation.recover_writes" in out
+
+
+def test_volumes_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    ids = []
+    for name in ("合同.pdf", "验收.pdf"):
+        (tmp_path / name).write_bytes(b"%PDF-1.7 " + secrets.token_bytes(500))
+        out = cli.run(
+            "ingest",
+            str(tmp_path / name),
+            "--class",
+            "KJ-SB",
+            "--department",
+            "BGS",
+            "--title",
+            name,
+            "--date",
+            "2024-05-05",
+            "--as",
+            "archivist",
+            "--json",
+        )
+        record_id = json.loads(out.stdout)["records"][0]["id"]
+        cli.run("records", "submit", record_id, "--as", "archivist")
+        cli.run("records", "accept", record_id, "--as", "archivist")
+        ids.append(record_id)
+    volume = json.loads(
+        cli.run(
+            "volumes",
+            "create",
+            "--class",
+            "KJ",
+            "--department",
+            "BGS",
+            "--title",
+            "监护仪采购",
+            "--year",
+            "2024",
+            "--as",
+            "archivist",
+            "--json",
+        ).stdout
+    )
+    cli.run("volumes", "add", volume["id"], *ids, "--as", "archivist")
+    archived = json.loads(cli.run("volumes", "archive", volume["id"], "--as", "archivist", "--json").stdout)
+    assert archived["archival_code"] == "Z001-KJ·2024·D30-0001" and archived["item_count"] == "2"
+    bad = cli.run("volumes", "archive", volume["id"], "--as", "archivist", check=False)
+    assert bad.returncode == 5 and "already archived" in bad.stderr

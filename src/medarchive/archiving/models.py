@@ -116,7 +116,10 @@ class Volume(models.Model):
     retention = models.CharField(_("保管期限"), max_length=16)
     volume_number = models.PositiveIntegerField(_("案卷号"), null=True, blank=True)
     archival_code = models.CharField(_("档号"), max_length=100, null=True, blank=True, unique=True)
+    item_count = models.PositiveIntegerField(_("卷内文件数"), null=True, blank=True)  # fixed when archived
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.archival_code or self.title

@@ -38,9 +38,9 @@ def main_options(
 
 
 def _register() -> None:
-    from medarchive.cli import admin, demo, records, server, storage
+    from medarchive.cli import admin, demo, records, server, storage, volumes
 
-    for module in (admin, records, storage, server, demo):
+    for module in (admin, records, volumes, storage, server, demo):
         module.register(app)
 
 

@@ -1,0 +1,165 @@
+"""卷 (volumes) for the classes filed by volume — 科研, 基建, 设备 (ARC-06).
+
+A volume collects accepted items; archiving it gives the volume its 案卷号 and 档号
+(`{fonds}-{class}·{year}·{retention}-{item:04d}`, the item number being the 案卷号), fixes
+卷内文件数, and archives every item with the volume's code plus its 卷内件号
+(ordered by date, then capture time: DA/T 22 ordering by time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from medarchive.archiving.archival_code import ArchivalCodePattern
+from medarchive.archiving.models import BUSINESS_STATES, ArchiveClass, Record, RecordState, Volume
+from medarchive.archiving.services import active_class, active_retention, missing_mandatory, note_business_event
+from medarchive.core import clock
+from medarchive.core.errors import Conflict, NotFound, ValidationError
+from medarchive.core.models import Department
+from medarchive.core.sequences import next_value
+from medarchive.core.services import ensure_fonds
+from medarchive.security import audit
+from medarchive.security.models import User
+from medarchive.security.permissions import require
+from medarchive.security.roles import Action
+
+VOLUME_PATTERN = ArchivalCodePattern.parse("{fonds}-{class}·{year}·{retention}-{item:04d}")
+
+
+def _in_class(archive_class: ArchiveClass, volume_class: ArchiveClass) -> bool:
+    return volume_class.pk in {archive_class.pk, archive_class.parent_id}
+
+
+def create_volume(
+    *, actor: User, class_code: str, department_code: str, title: str, year: int, retention: str | None = None
+) -> Volume:
+    archive_class = active_class(class_code)
+    if archive_class.aggregation != ArchiveClass.VOLUME:
+        raise ValidationError(f"class {class_code} files items (件), not volumes (卷)", field="class")
+    department = Department.objects.filter(code=department_code, active=True).first()
+    if department is None:
+        raise ValidationError(f"unknown department {department_code!r}", field="department")
+    require(actor, Action.RECORD_CREATE, department_id=department.pk)
+    if not title.strip():
+        raise ValidationError("title is required", field="title")
+    if not 1900 <= year <= clock.today().year + 1:
+        raise ValidationError(f"year {year} is not plausible", field="year")
+    rule = active_retention(retention or archive_class.default_retention)
+    with transaction.atomic():
+        volume = Volume.objects.create(
+            fonds=ensure_fonds(),
+            archive_class=archive_class,
+            department=department,
+            title=title.strip(),
+            year=year,
+            retention=rule.code,
+            created_by=actor,
+        )
+        audit.record_event(
+            Action.RECORD_CREATE,
+            actor=actor,
+            object_type="volume",
+            object_id=str(volume.pk),
+            details={"class": class_code, "title": volume.title},
+        )
+    return volume
+
+
+def add_to_volume(record_id: Any, volume_id: Any, *, actor: User) -> Record:
+    with transaction.atomic():
+        volume = Volume.objects.select_for_update().filter(pk=volume_id).select_related("archive_class").first()
+        if volume is None:
+            raise NotFound(f"volume {volume_id} does not exist")
+        record = Record.objects.select_for_update().select_related("archive_class").filter(pk=record_id).first()
+        if record is None:
+            raise NotFound(f"record {record_id} does not exist")
+        require(actor, Action.RECORD_UPDATE, record)
+        if volume.archival_code:
+            raise Conflict(f"volume {volume.archival_code} is archived; it takes no more items", field="volume")
+        if record.state in {RecordState.ARCHIVED, RecordState.ON_HOLD, RecordState.DISPOSED}:
+            raise Conflict(f"record {record.electronic_no} is {record.state}", field="state")
+        if not _in_class(record.archive_class, volume.archive_class):
+            raise ValidationError(
+                f"record class {record.archive_class.code} does not belong in a {volume.archive_class.code} volume",
+                field="class",
+            )
+        record.volume = volume
+        record.save(update_fields=["volume", "updated_at"])
+        note_business_event(
+            record,
+            actor=actor,
+            action="组卷",
+            state=BUSINESS_STATES[RecordState(record.state)],
+            description=volume.title,
+        )
+        audit.record_event(
+            Action.RECORD_UPDATE,
+            actor=actor,
+            object_type="record",
+            object_id=str(record.pk),
+            details={"volume": str(volume.pk)},
+        )
+    return record
+
+
+def archive_volume(volume_id: Any, *, actor: User) -> Volume:
+    """Archive a volume and all its items in one transaction; any item not ready stops the whole volume."""
+    with transaction.atomic():
+        volume = (
+            Volume.objects.select_for_update().select_related("archive_class", "fonds").filter(pk=volume_id).first()
+        )
+        if volume is None:
+            raise NotFound(f"volume {volume_id} does not exist")
+        if volume.archival_code:
+            raise Conflict(f"volume {volume.archival_code} is already archived", field="state")
+        items = list(volume.items.select_for_update().select_related("archive_class").order_by("date", "created_at"))
+        if not items:
+            raise ValidationError("an empty volume cannot be archived", field="items")
+        for item in items:
+            require(actor, Action.RECORD_ARCHIVE, item)
+            if item.state != RecordState.ACCEPTED:
+                raise Conflict(f"item {item.electronic_no} is {item.state}; every item must be accepted", field="items")
+            missing = missing_mandatory(item)
+            if missing:
+                raise ValidationError(f"item {item.electronic_no} is missing {', '.join(missing)}", field="items")
+        values = {
+            "fonds": volume.fonds.code,
+            "class": volume.archive_class.code,
+            "year": str(volume.year),
+            "retention": volume.retention,
+        }
+        volume.volume_number = next_value(f"volume-code:{VOLUME_PATTERN.series(**values)}")
+        volume.archival_code = VOLUME_PATTERN.render(volume.volume_number, **values)
+        volume.item_count = len(items)
+        volume.archived_at = clock.now()
+        volume.save()
+        for number, item in enumerate(items, start=1):
+            item.item_number = number
+            item.archival_code = f"{volume.archival_code}-{number:03d}"
+            item.archived_at = volume.archived_at
+            item.state = RecordState.ARCHIVED
+            item.save()
+            note_business_event(
+                item,
+                actor=actor,
+                action="归档",
+                state=BUSINESS_STATES[RecordState.ARCHIVED],
+                description=f"卷 {volume.archival_code} 第 {number} 件",
+            )
+            audit.record_event(
+                Action.RECORD_ARCHIVE,
+                actor=actor,
+                object_type="record",
+                object_id=str(item.pk),
+                details={"archival_code": item.archival_code, "volume": str(volume.pk)},
+            )
+        audit.record_event(
+            Action.RECORD_ARCHIVE,
+            actor=actor,
+            object_type="volume",
+            object_id=str(volume.pk),
+            details={"archival_code": volume.archival_code, "items": len(items)},
+        )
+    return volume
