@@ -100,3 +100,51 @@ def test_recover_reclaims_a_pending_blob_of_a_dead_writer(users: dict[str, Any])
     report = preservation.recover()
     assert report.pending_reclaimed == [row.address]
     assert not _blob_path(row.address).exists() and not Blob.objects.filter(pk=row.pk).exists()
+
+
+class _OneShotStream(io.RawIOBase):
+    """A pipe-like source: it can be read once, front to back, and never rewound."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, *args: Any) -> int:
+        raise AssertionError("the content was read twice")
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data[self._pos : self._pos + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+def test_content_is_hashed_in_the_one_pass_that_stores_it(users: dict[str, Any]) -> None:
+    import hashlib
+
+    body = b"%PDF-1.7 " + secrets.token_bytes(3 * 1024 * 1024 + 17)
+    desc = Description(class_code="WS", department_code="BGS", title="单次读取", date="2025-01-02")
+    record = create_record(desc, [IncomingFile(name="a.pdf", stream=_OneShotStream(body))], actor=users["archivist"])
+    component = record.components.get()
+    assert component.sha256 == hashlib.sha256(body).hexdigest()
+    assert component.sm3 == hashlib.new("sm3", body).hexdigest()
+
+
+def test_sm4_gcm_archive_path(users: dict[str, Any], settings: Any) -> None:
+    import dataclasses
+
+    settings.CONFIG = dataclasses.replace(settings.CONFIG, cipher="sm4-gcm")
+    preservation.reset_blob_store()
+    try:
+        body = b"%PDF-1.7 " + secrets.token_bytes(2 * 1024 * 1024)
+        record = _ingest(users, body)
+        assert record.components.get().blob.suite == "sm4-gcm"
+        assert b"".join(read_content(users["archivist"], record.pk).chunks) == body
+        assert preservation.verify_fixity(actor=None, record_id=record.pk).ok
+    finally:
+        preservation.reset_blob_store()
