@@ -25,6 +25,7 @@ class Role(StrEnum):
 class Action(StrEnum):
     """Everything a permission is asked for, and the audit vocabulary (`area:object:verb`)."""
 
+    AUTH_LOGIN = "auth:login"  # audit vocabulary only: no role is "granted" logging in
     RECORD_CREATE = "record:create"
     RECORD_UPDATE = "record:update"
     RECORD_SUBMIT = "record:submit"

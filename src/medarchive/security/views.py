@@ -14,11 +14,12 @@ from django.views.decorators.http import require_http_methods
 
 from medarchive.security import audit
 from medarchive.security.models import User
+from medarchive.security.roles import Action
 
 
 def _audit_login(user: User | None, username: str, result: str) -> None:
     with transaction.atomic():
-        audit.record_event("auth:login", actor=user, object_type="user", object_id=username, result=result)
+        audit.record_event(Action.AUTH_LOGIN, actor=user, object_type="user", object_id=username, result=result)
 
 
 @require_http_methods(["GET", "POST"])
