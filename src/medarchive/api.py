@@ -32,14 +32,7 @@ api = NinjaAPI(
 @api.exception_handler(MedarchiveError)
 def domain_error(request: HttpRequest, exc: MedarchiveError) -> HttpResponse:
     if isinstance(exc, PermissionDenied):
-        user = getattr(request, "user", None)
-        audit.record_denial(
-            exc.details.get("action", ""),
-            actor=user if user and user.is_authenticated else None,
-            object_type="record",
-            object_id=str(exc.details.get("object_id", "")),
-            reason=exc.message,
-        )
+        audit.record_refusal(exc)
     return api.create_response(request, exc.as_problem(), status=exc.status)
 
 

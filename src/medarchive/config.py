@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from medarchive.archiving.archival_code import DEFAULT_PATTERN as DEFAULT_ARCHIVAL_CODE_PATTERN
@@ -50,8 +50,8 @@ def _env_bool(name: str, default: bool) -> bool:
 class Config:
     env: str
     data_dir: Path
-    database_url: str
-    secret_key: str
+    database_url: str = field(repr=False)  # may carry a password
+    secret_key: str = field(repr=False)
     debug: bool
     allowed_hosts: tuple[str, ...]
     storage: str
@@ -59,7 +59,7 @@ class Config:
     s3_endpoint_url: str | None
     s3_prefix: str
     cipher: str
-    master_key: str | None
+    master_key: str | None = field(repr=False)
     key_file: Path
     max_upload_bytes: int
     session_idle_seconds: int

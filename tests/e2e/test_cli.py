@@ -233,3 +233,17 @@ def test_volumes_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
     assert archived["archival_code"] == "Z001-KJ·2024·D30-0001" and archived["item_count"] == "2"
     bad = cli.run("volumes", "archive", volume["id"], "--as", "archivist", check=False)
     assert bad.returncode == 5 and "already archived" in bad.stderr
+
+
+def test_odd_ids_and_markup_in_data_do_not_crash_the_cli(cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "[red]扫描.pdf"
+    source.write_bytes(b"%PDF-1.7 markup")
+    record = _ingest(cli, source, title="含[/]方括号的题名")["records"][0]
+    shown = cli.run("records", "show", record["id"], "--as", "officer")
+    assert "含[/]方括号的题名" in shown.stdout and "[red]扫描.pdf" in shown.stdout
+    assert "[/]" in cli.run("records", "list", "--as", "officer").stdout  # rendered, not parsed as markup
+    for args in (["records", "submit", "not-a-uuid"], ["records", "show", "nope"]):
+        result = cli.run(*args, "--as", "officer", check=False)
+        assert result.returncode == 4 and "does not exist" in result.stderr
+    result = cli.run("fixity", "verify", "--record", "x", check=False)
+    assert result.returncode == 4

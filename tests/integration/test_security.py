@@ -9,6 +9,7 @@ from django.db import DatabaseError, connection, transaction
 
 from medarchive.access import queries
 from medarchive.access.services import read_content
+from medarchive.archiving import services as archiving
 from medarchive.core.errors import NotFound, PermissionDenied
 from medarchive.security import audit
 from medarchive.security.models import AuditEntry
@@ -82,7 +83,7 @@ def test_three_administrators_are_separated(users: dict[str, Any], make_record: 
     assert can(secadmin, Action.ROLE_ASSIGN) and not can(secadmin, Action.AUDIT_READ)
 
 
-# role fixture → can it see (BGS record, NK record, NK record marked 开放)
+# role fixture → can it see (BGS draft, NK draft, NK record archived and marked 开放)
 MATRIX = [
     ("archivist", (True, True, True)),
     ("officer", (True, False, False)),
@@ -99,11 +100,10 @@ MATRIX = [
 def test_permission_matrix_lists_and_gets_agree(
     users: dict[str, Any], make_record: Any, who: str, expected: tuple[bool, bool, bool]
 ) -> None:
-    records = (
-        make_record(department="BGS"),
-        make_record(department="NK"),
-        make_record(department="NK", open_status="开放", title="开放的年度报告"),
-    )
+    published = make_record(department="NK", open_status="开放", title="开放的年度报告")
+    for step in (archiving.submit_record, archiving.accept_record, archiving.archive_record):
+        step(published.pk, actor=users["archivist"])
+    records = (make_record(department="BGS"), make_record(department="NK"), published)
     actor = users[who]
     visible = set(queries.visible_records(actor).values_list("pk", flat=True))
     for record, allowed in zip(records, expected, strict=True):
@@ -137,7 +137,7 @@ def test_patient_identifiers_are_masked_without_the_right(users: dict[str, Any],
 
 
 def test_tokens_are_stored_hashed_scoped_and_revocable(users: dict[str, Any]) -> None:
-    token, raw = create_token(users["officer"], actor=users["sysadmin"], name="HIS")
+    token, raw = create_token(users["officer"], actor=users["officer"], name="HIS")
     assert raw not in token.digest and token.digest != raw and token.prefix == raw[:12]
     assert authenticate_token(raw)[0] == users["officer"]
     assert authenticate_token(raw + "x") is None

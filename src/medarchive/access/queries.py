@@ -21,6 +21,7 @@ from medarchive.security.permissions import can, require, visible_to
 from medarchive.security.roles import Action
 
 MAX_PAGE_SIZE = 200
+MAX_QUERY = 200
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: in
     if page < 1:
         raise ValidationError("page must be 1 or more", field="page")
     qs = visible_records(actor)
+    if any(ord(c) < 32 for c in flt.q) or len(flt.q) > MAX_QUERY:
+        raise ValidationError(f"the search text must be one line of at most {MAX_QUERY} characters", field="q")
     if flt.q:
         qs = qs.filter(
             Q(title__icontains=flt.q)
@@ -92,6 +95,20 @@ def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: in
             },
         )
     return Page(items=items, total=paginator.count, page=number, pages=paginator.num_pages, page_size=page_size)
+
+
+def recent_records(actor: User, *, limit: int) -> list[Record]:
+    """The newest records the actor may see, for the dashboard; audited like any list."""
+    require(actor, Action.RECORD_LIST)
+    items = list(visible_records(actor).order_by("-created_at")[:limit])
+    with transaction.atomic():
+        audit.record_event(
+            Action.RECORD_LIST,
+            actor=actor,
+            object_type="record",
+            details={"filters": {"recent": str(limit)}, "shown": [str(r.pk) for r in items]},
+        )
+    return items
 
 
 def get_record(actor: User, record_id: Any) -> Record:

@@ -17,8 +17,9 @@ from medarchive.access.services import read_content
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import ArchiveClass, RecordState
 from medarchive.archiving.services import active_retention
-from medarchive.core.errors import MedarchiveError, NotFound
+from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied
 from medarchive.core.models import Department
+from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 from medarchive.security.permissions import can
 from medarchive.security.roles import Action
@@ -40,10 +41,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                     .annotate(n=Count("pk"))
                     .order_by("-n")[:8]
                 ),
-                "recent": list(visible.order_by("-created_at")[:8]),
+                "recent": queries.recent_records(user, limit=8),
             }
         )
     return render(request, "access/dashboard.html", context)
+
+
+def _int(raw: str) -> int | None:
+    """A positive integer from a query string, or None (`"²".isdigit()` is True, int("²") fails)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 100_000 else None
 
 
 def _filter(request: HttpRequest) -> queries.RecordFilter:
@@ -59,7 +65,7 @@ def _filter(request: HttpRequest) -> queries.RecordFilter:
         class_code=request.GET.get("class", ""),
         department_code=request.GET.get("department", ""),
         state=request.GET.get("state", ""),
-        year=int(year) if year.isdigit() else None,
+        year=_int(year),
         date_from=date("date_from"),
         date_to=date("date_to"),
     )
@@ -69,7 +75,7 @@ def _filter(request: HttpRequest) -> queries.RecordFilter:
 def record_list(request: HttpRequest) -> HttpResponse:
     page_number = request.GET.get("page", "1")
     flt = _filter(request)
-    page = queries.list_records(actor_of(request), flt, page=int(page_number) if page_number.isdigit() else 1)
+    page = queries.list_records(actor_of(request), flt, page=_int(page_number) or 1)
     params = {k: v for k, v in request.GET.items() if k != "page" and v}
     return render(
         request,
@@ -138,6 +144,8 @@ def download(request: HttpRequest, record_id: str, sequence: int) -> HttpRespons
     except NotFound:
         raise Http404 from None
     except MedarchiveError as exc:
+        if isinstance(exc, PermissionDenied):
+            audit.record_refusal(exc)
         return render(request, "error.html", {"message": exc.message}, status=exc.status)
     response = StreamingHttpResponse(content.chunks, content_type=content.component.mime_type)
     response["Content-Length"] = str(content.component.size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -30,6 +31,9 @@ def validate(metadata: Any, *, name: str = CURRENT_SCHEMA) -> dict[str, Any]:
     """Return the metadata when it fits the schema, else raise naming the first bad field."""
     if not isinstance(metadata, dict):
         raise ValidationError("metadata must be an object of name/value pairs", field="metadata")
+    bad = _non_finite(metadata)
+    if bad is not None:
+        raise ValidationError(f"metadata.{bad}: NaN and infinite numbers are not allowed", field=f"metadata.{bad}")
     validator = jsonschema.Draft202012Validator(schema(name), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(metadata), key=lambda e: list(e.absolute_path))
     if errors:
@@ -38,6 +42,18 @@ def validate(metadata: Any, *, name: str = CURRENT_SCHEMA) -> dict[str, Any]:
         field = f"metadata.{path}" if path else "metadata"
         raise ValidationError(f"{field}: {first.message}", field=field)
     return dict(metadata)
+
+
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The path of the first NaN/Infinity in `value` (JSON has no such numbers; databases reject them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def coerce(key: str, raw: str, *, name: str = CURRENT_SCHEMA) -> Any:

@@ -26,14 +26,16 @@ from medarchive.archiving.models import (
 )
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, NotFound, ValidationError
+from medarchive.core.ids import parse_uuid
 from medarchive.core.models import Fonds
 from medarchive.core.sequences import next_value
 from medarchive.core.services import ensure_fonds
 from medarchive.security import audit
 from medarchive.security.models import User
-from medarchive.security.permissions import require
+from medarchive.security.permissions import require, visible_to
 from medarchive.security.roles import Action
 
+HOLD_REASON_LIMIT = 200  # BusinessEvent.basis
 _TRANSITIONS: dict[Action, tuple[set[str], RecordState, str]] = {
     Action.RECORD_SUBMIT: ({RecordState.DRAFT}, RecordState.SUBMITTED, "提交"),
     Action.RECORD_ACCEPT: ({RecordState.SUBMITTED}, RecordState.ACCEPTED, "接收"),
@@ -135,15 +137,25 @@ def missing_mandatory(record: Record) -> list[str]:
     return missing
 
 
+def locked_record(record_id: Any, *, actor: User, action: Action) -> Record:
+    """The record, locked for change, if the actor may see it (else NotFound: existence is not
+    revealed) and may take `action` on it (else PermissionDenied). Call inside a transaction."""
+    record = (
+        Record.objects.select_for_update(of=("self",))
+        .select_related("archive_class", "fonds", "department")
+        .filter(visible_to(actor, Action.RECORD_METADATA_READ), pk=parse_uuid(record_id))
+        .first()
+    )
+    if record is None:
+        raise NotFound(f"record {record_id} does not exist")
+    require(actor, action, record)
+    return record
+
+
 def _transition(record_id: Any, action: Action, *, actor: User, basis: str = "") -> Record:
     sources, target, verb = _TRANSITIONS[action]
     with transaction.atomic():
-        record = (
-            Record.objects.select_for_update().select_related("archive_class", "fonds").filter(pk=record_id).first()
-        )
-        if record is None:
-            raise NotFound(f"record {record_id} does not exist")
-        require(actor, action, record)
+        record = locked_record(record_id, actor=actor, action=action)
         if record.state not in sources:
             raise Conflict(
                 f"record {record.electronic_no} is {record.state}; {action.value} needs {' or '.join(sorted(sources))}",
@@ -195,6 +207,9 @@ def archive_record(record_id: Any, *, actor: User) -> Record:
 
 
 def hold_record(record_id: Any, *, actor: User, reason: str) -> Record:
-    if not reason.strip():
+    reason = reason.strip()
+    if not reason:
         raise ValidationError("a hold needs a reason", field="reason")
+    if len(reason) > HOLD_REASON_LIMIT or any(ord(c) < 32 for c in reason):
+        raise ValidationError(f"the reason must be one line of at most {HOLD_REASON_LIMIT} characters", field="reason")
     return _transition(record_id, Action.RECORD_HOLD, actor=actor, basis=reason)

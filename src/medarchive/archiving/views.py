@@ -10,7 +10,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from medarchive.archiving import services
-from medarchive.core.errors import MedarchiveError
+from medarchive.core.errors import MedarchiveError, PermissionDenied
+from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 
 _STEPS = {"submit": services.submit_record, "accept": services.accept_record, "archive": services.archive_record}
@@ -24,6 +25,8 @@ def transition(request: HttpRequest, record_id: str, step: str) -> HttpResponse:
     try:
         record = _STEPS[step](record_id, actor=actor_of(request))
     except MedarchiveError as exc:
+        if isinstance(exc, PermissionDenied):
+            audit.record_refusal(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, _("Done: the record is now %(state)s.") % {"state": record.get_state_display()})

@@ -14,9 +14,16 @@ from django.db import transaction
 
 from medarchive.archiving.archival_code import ArchivalCodePattern
 from medarchive.archiving.models import BUSINESS_STATES, ArchiveClass, Record, RecordState, Volume
-from medarchive.archiving.services import active_class, active_retention, missing_mandatory, note_business_event
+from medarchive.archiving.services import (
+    active_class,
+    active_retention,
+    locked_record,
+    missing_mandatory,
+    note_business_event,
+)
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, NotFound, ValidationError
+from medarchive.core.ids import parse_uuid
 from medarchive.core.models import Department
 from medarchive.core.sequences import next_value
 from medarchive.core.services import ensure_fonds
@@ -69,13 +76,18 @@ def create_volume(
 
 def add_to_volume(record_id: Any, volume_id: Any, *, actor: User) -> Record:
     with transaction.atomic():
-        volume = Volume.objects.select_for_update().filter(pk=volume_id).select_related("archive_class").first()
+        volume = (
+            Volume.objects.select_for_update(of=("self",))
+            .filter(pk=parse_uuid(volume_id, what="volume"))
+            .select_related("archive_class")
+            .first()
+        )
         if volume is None:
             raise NotFound(f"volume {volume_id} does not exist")
-        record = Record.objects.select_for_update().select_related("archive_class").filter(pk=record_id).first()
-        if record is None:
-            raise NotFound(f"record {record_id} does not exist")
-        require(actor, Action.RECORD_UPDATE, record)
+        record = locked_record(record_id, actor=actor, action=Action.RECORD_UPDATE)
+        require(actor, Action.RECORD_UPDATE, department_id=volume.department_id)
+        if record.department_id != volume.department_id:
+            raise ValidationError("a volume holds records of its own department only", field="department")
         if volume.archival_code:
             raise Conflict(f"volume {volume.archival_code} is archived; it takes no more items", field="volume")
         if record.state in {RecordState.ARCHIVED, RecordState.ON_HOLD, RecordState.DISPOSED}:
@@ -108,7 +120,10 @@ def archive_volume(volume_id: Any, *, actor: User) -> Volume:
     """Archive a volume and all its items in one transaction; any item not ready stops the whole volume."""
     with transaction.atomic():
         volume = (
-            Volume.objects.select_for_update().select_related("archive_class", "fonds").filter(pk=volume_id).first()
+            Volume.objects.select_for_update(of=("self",))
+            .select_related("archive_class", "fonds")
+            .filter(pk=parse_uuid(volume_id, what="volume"))
+            .first()
         )
         if volume is None:
             raise NotFound(f"volume {volume_id} does not exist")

@@ -18,12 +18,12 @@ from django.db import IntegrityError, transaction
 
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import BUSINESS_STATES, OPEN_STATUSES, SECURITY_LEVELS, Component, Record, RecordState
-from medarchive.archiving.services import active_class, active_retention, note_business_event
+from medarchive.archiving.services import active_class, active_retention, locked_record, note_business_event
 from medarchive.capture.formats import HEAD_BYTES, identify
 from medarchive.capture.models import IdempotencyKey
 from medarchive.capture.uploads import StagedUpload
 from medarchive.core import clock
-from medarchive.core.errors import Conflict, DuplicateSubmission, MedarchiveError, NotFound, ValidationError
+from medarchive.core.errors import Conflict, DuplicateSubmission, MedarchiveError, PermissionDenied, ValidationError
 from medarchive.core.filenames import clean_filename
 from medarchive.core.models import Department
 from medarchive.core.sequences import next_value
@@ -33,10 +33,11 @@ from medarchive.preservation.blobstore import StagedBlob
 from medarchive.preservation.models import Blob, PreservationEvent
 from medarchive.security import audit
 from medarchive.security.models import User
-from medarchive.security.permissions import require
+from medarchive.security.permissions import can, require
 from medarchive.security.roles import Action
 
 MAX_TITLE = 500
+UNREVIEWED = "未审核"
 
 
 @dataclass
@@ -113,6 +114,16 @@ def _check_text(value: str, name: str, *, required: bool, limit: int) -> str:
     if any(ord(c) < 32 for c in value):
         raise ValidationError(f"{name} contains control characters", field=name)
     return value
+
+
+def _check_open_status(actor: User, open_status: str, *, department_id: Any) -> None:
+    """开放标识 is the archive's decision (开放鉴定): a submitter may only leave it 未审核."""
+    if open_status != UNREVIEWED and not can(actor, Action.RECORD_ACCEPT, department_id=department_id):
+        raise PermissionDenied(
+            f"only the archive sets open_status; submit records as {UNREVIEWED}",
+            action=Action.RECORD_ACCEPT.value,
+            actor_id=actor.pk,
+        )
 
 
 def _validated(desc: Description) -> dict[str, Any]:
@@ -195,11 +206,12 @@ def create_record(
 def _create_record(desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None) -> Record:
     fields = _validated(desc)
     require(actor, Action.RECORD_CREATE, department_id=fields["department"].pk)
+    _check_open_status(actor, fields["open_status"], department_id=fields["department"].pk)
     if not files:
         raise ValidationError("a record needs at least one file", field="files")
     if idempotency_key is not None:
         idempotency_key = _check_text(idempotency_key, "idempotency_key", required=True, limit=200)
-        existing = IdempotencyKey.objects.filter(key=idempotency_key).select_related("record").first()
+        existing = IdempotencyKey.objects.filter(key=idempotency_key, created_by=actor).select_related("record").first()
         if existing is not None:
             raise DuplicateSubmission(
                 f"idempotency key {idempotency_key!r} was already used for record {existing.record.electronic_no}",
@@ -320,15 +332,7 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
             f"cannot change {', '.join(unknown)}; editable fields are {', '.join(EDITABLE)}", field=unknown[0]
         )
     with transaction.atomic():
-        record = (
-            Record.objects.select_for_update()
-            .select_related("archive_class", "department")
-            .filter(pk=record_id)
-            .first()
-        )
-        if record is None:
-            raise NotFound(f"record {record_id} does not exist")
-        require(actor, Action.RECORD_UPDATE, record)
+        record = locked_record(record_id, actor=actor, action=Action.RECORD_UPDATE)
         if record.state not in {RecordState.DRAFT, RecordState.SUBMITTED}:
             raise Conflict(f"record {record.electronic_no} is {record.state}; only drafts can be edited", field="state")
         current = {
@@ -345,6 +349,8 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
             "metadata": record.metadata,
         }
         merged = _validated(Description(**{**current, **changes}))
+        if merged["open_status"] != record.open_status:
+            _check_open_status(actor, merged["open_status"], department_id=record.department_id)
         before = {k: str(current[k]) for k in changes if k in current}
         for key in EDITABLE:
             setattr(record, key, merged[key])

@@ -14,8 +14,9 @@ from django.utils.translation import gettext as _
 
 from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, ArchiveClass
 from medarchive.capture import services
-from medarchive.core.errors import MedarchiveError
+from medarchive.core.errors import MedarchiveError, PermissionDenied
 from medarchive.core.models import Department
+from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 from medarchive.security.permissions import can
 from medarchive.security.roles import Action
@@ -92,5 +93,7 @@ def upload(request: HttpRequest) -> HttpResponse:
             idempotency_key=request.POST.get("idempotency_key") or None,
         )
     except MedarchiveError as exc:
+        if isinstance(exc, PermissionDenied):
+            audit.record_refusal(exc)
         return render(request, "capture/upload.html", _form_context(request, values, exc), status=exc.status)
     return HttpResponseRedirect(reverse("record-detail", args=[record.pk]) + "?created=1")

@@ -7,6 +7,7 @@ import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 errors = Console(stderr=True)
@@ -20,5 +21,5 @@ def emit_json(data: Any) -> None:
 
 def fail(message: str, *, code: int = 1, field: str | None = None) -> NoReturn:
     prefix = f"{field}: " if field and not message.startswith(field) else ""
-    errors.print(f"[bold red]error:[/] {prefix}{message}", highlight=False, markup=True)
+    errors.print(f"[bold red]error:[/] {escape(prefix + message)}", highlight=False, markup=True)
     raise SystemExit(code)

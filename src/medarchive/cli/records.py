@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from medarchive.cli import runtime
 from medarchive.cli.output import console, emit_json, fail
@@ -97,7 +99,7 @@ def ingest(
         for group in groups:
             key = _batch_key(group[0], class_code, department) if len(group) == 1 else None
             if key is not None:
-                done = IdempotencyKey.objects.filter(key=key).select_related("record").first()
+                done = IdempotencyKey.objects.filter(key=key, created_by=user).select_related("record").first()
                 if done is not None:
                     results.append(
                         {
@@ -156,7 +158,7 @@ def ingest(
         return
     for r in results:
         mark = "[green]✓[/]" if r["status"] == "ingested" else "[yellow]↷[/]"
-        console.print(f"{mark} {r['electronic_no']}  {r['path']}  ({r['status']})")
+        console.print(f"{mark} {r['electronic_no']}  {escape(r['path'])}  ({r['status']})")
 
 
 @records_app.command("list")
@@ -198,13 +200,10 @@ def records_list(
     table = Table("电子文件号", "档号", "门类", "部门", "题名", "日期", "状态")
     for item in items:
         table.add_row(
-            item["electronic_no"],
-            item["archival_code"] or "",
-            item["class"],
-            item["department"],
-            item["title"],
-            item["date"],
-            item["state"],
+            *(
+                Text(str(item[key] or ""))  # Text, not markup: record data may contain "[/]"
+                for key in ("electronic_no", "archival_code", "class", "department", "title", "date", "state")
+            )
         )
     console.print(table)
     console.print(f"page {result.page}/{max(result.pages, 1)}, {result.total} records")
@@ -239,13 +238,15 @@ def records_show(record_id: str, as_user: AsUser, json_out: JsonOut = False) -> 
         "open_status",
         "state",
     ):
-        console.print(f"[bold]{key:>15}[/] {data[key] if data[key] is not None else ''}", highlight=False)
+        console.print(f"[bold]{key:>15}[/] {escape(str(data[key] if data[key] is not None else ''))}", highlight=False)
     if data["metadata"]:
-        console.print(f"[bold]{'metadata':>15}[/] {json.dumps(data['metadata'], ensure_ascii=False)}")
+        console.print(f"[bold]{'metadata':>15}[/] {escape(json.dumps(data['metadata'], ensure_ascii=False))}")
     for f in data["files"]:
-        console.print(f"  #{f['sequence']} {f['filename']}  {f['size']} bytes  {f['format_name']}  sm3 {f['sm3']}")
+        console.print(
+            f"  #{f['sequence']} {escape(f['filename'])}  {f['size']} bytes  {f['format_name']}  sm3 {f['sm3']}"
+        )
     for h in data["history"]:
-        console.print(f"  {h['at']}  {h['action']}  {h['actor']}  {h['description']}")
+        console.print(f"  {h['at']}  {h['action']}  {h['actor']}  {escape(h['description'])}")
 
 
 def _transition(name: str) -> Any:
@@ -300,7 +301,9 @@ def content_get(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    console.print(f"[green]✓[/] {content.component.filename} → {out} ({content.component.size} bytes)")
+    console.print(
+        f"[green]✓[/] {escape(content.component.filename)} → {escape(str(out))} ({content.component.size} bytes)"
+    )
 
 
 def register(app: typer.Typer) -> None:

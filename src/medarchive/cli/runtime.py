@@ -61,16 +61,8 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except PermissionDenied as exc:
             from medarchive.security import audit
-            from medarchive.security.models import User
 
-            denied = User.objects.filter(pk=int(exc.details.get("actor_id") or 0)).first()
-            audit.record_denial(
-                exc.details.get("action", ""),
-                actor=denied,
-                object_type="record",
-                object_id=str(exc.details.get("object_id", "")),
-                reason=exc.message,
-            )
+            audit.record_refusal(exc)
             fail(exc.message, code=EXIT_CODES[exc.status], field=exc.field)
         except MedarchiveError as exc:
             fail(exc.message, code=EXIT_CODES.get(exc.status, 1), field=exc.field)

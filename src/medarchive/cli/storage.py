@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from medarchive.cli import runtime
@@ -56,7 +57,7 @@ def fixity_verify(
     else:
         for bad in report.failed:
             names = ", ".join(bad.files) or bad.address
-            errors.print(f"[bold red]✗[/] {names}: {'; '.join(bad.problems)}", highlight=False)
+            errors.print(f"[bold red]✗[/] {escape(names)}: {escape('; '.join(bad.problems))}", highlight=False)
         colour = "green" if report.ok else "red"
         console.print(f"[{colour}]{report.checked} checked, {len(report.failed)} failed[/]")
     if not report.ok:
@@ -77,7 +78,7 @@ def audit_verify(as_user: AsUser = None, json_out: JsonOut = False) -> None:
     elif report.ok:
         console.print(f"[green]✓[/] audit chain intact ({report.checked} entries)")
     else:
-        errors.print(f"[bold red]✗[/] {report.problem}", highlight=False)
+        errors.print(f"[bold red]✗[/] {escape(str(report.problem))}", highlight=False)
     if not report.ok:
         raise SystemExit(1)
 

@@ -9,19 +9,21 @@ owner; `recover()` removes both, so no blob ever outlives a failed record.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from medarchive.core import clock
-from medarchive.core.errors import Conflict, NotFound
+from medarchive.core.errors import Conflict, NotFound, ValidationError
+from medarchive.core.ids import parse_uuid
 from medarchive.preservation import storage
 from medarchive.preservation.blobstore import BlobStore, StagedBlob
 from medarchive.preservation.crypto import CipherSuite
@@ -53,14 +55,29 @@ def _storage() -> BlobStorage:
     return storage.LocalStorage(config.blob_dir)
 
 
-@cache
-def blob_store() -> BlobStore:
+def _key_file_stamp() -> int | None:
+    """Changes when another process (say `medarchive keys rotate`) rewrites the key file."""
+    if settings.CONFIG.master_key:
+        return None
+    try:
+        return settings.CONFIG.key_file.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=4)
+def _store_for(stamp: int | None, config_id: int) -> BlobStore:
     return BlobStore(_storage(), _keyring(), suite=CipherSuite(settings.CONFIG.cipher))
 
 
+def blob_store() -> BlobStore:
+    """The store for the current configuration; a long-running server picks up a rotated key file."""
+    return _store_for(_key_file_stamp(), id(settings.CONFIG))
+
+
 def reset_blob_store() -> None:
-    """Forget the cached store (tests and `keys rotate` reload the key file)."""
-    blob_store.cache_clear()
+    """Forget cached stores (tests that swap the configuration)."""
+    _store_for.cache_clear()
 
 
 def _owner() -> str:
@@ -110,7 +127,9 @@ def settle(blobs: Iterable[Blob]) -> None:
     """Inside the record transaction: owned pending rows become stored with the record."""
     pending = [b.address for b in blobs if b.state == Blob.PENDING]
     if pending:
-        Blob.objects.filter(address__in=pending, state=Blob.PENDING).update(state=Blob.STORED, owner="")
+        settled = Blob.objects.filter(address__in=pending, state=Blob.PENDING).update(state=Blob.STORED, owner="")
+        if settled != len(pending):  # recover() reclaimed a claim of ours: the record must not commit
+            raise Conflict("a stored file was reclaimed before its record committed; retry the submission")
 
 
 def release(blobs: Iterable[Blob]) -> None:
@@ -167,16 +186,28 @@ def _owner_is_dead(owner: str) -> bool:
 
 
 def recover(*, grace_seconds: int = RECOVERY_GRACE_SECONDS) -> RecoveryReport:
-    """Remove what interrupted writers left: staging debris and pending blobs nobody will settle."""
+    """Remove what interrupted writers left: staging debris and pending blobs nobody will settle.
+
+    A pending claim of this host is reclaimed only when its writer process is gone; one of
+    another host (whose processes we cannot see) after `grace_seconds`. Each reclaim re-reads
+    the row under a lock, so a writer that settles it meanwhile keeps its file.
+    """
     report = RecoveryReport(staging_removed=blob_store().storage.cleanup_staging())
-    cutoff = clock.now().timestamp() - grace_seconds
-    for blob in Blob.objects.filter(state=Blob.PENDING):
-        if blob.components.exists():
+    cutoff = clock.now() - dt.timedelta(seconds=grace_seconds)
+    here = socket.gethostname()
+    for address, owner, created_at in Blob.objects.filter(state=Blob.PENDING).values_list(
+        "address", "owner", "created_at"
+    ):
+        same_host = owner.rpartition(":")[0] == here
+        if not (_owner_is_dead(owner) if same_host else created_at < cutoff):
             continue
-        if _owner_is_dead(blob.owner) or blob.created_at.timestamp() < cutoff:
-            blob_store().storage.delete_if_exists(blob.address)
-            Blob.objects.filter(pk=blob.pk, state=Blob.PENDING).delete()
-            report.pending_reclaimed.append(blob.address)
+        with transaction.atomic():
+            blob = Blob.objects.select_for_update().filter(address=address, state=Blob.PENDING, owner=owner).first()
+            if blob is None or blob.components.exists():
+                continue
+            blob_store().storage.delete_if_exists(address)
+            blob.delete()
+        report.pending_reclaimed.append(address)
     return report
 
 
@@ -217,6 +248,10 @@ def verify_fixity(
     """
     if actor is not None:
         require(actor, Action.FIXITY_VERIFY)
+    if sample is not None and sample < 1:
+        raise ValidationError("sample must be 1 or more", field="sample")
+    if record_id is not None:
+        record_id = parse_uuid(record_id)
     blobs = Blob.objects.filter(state=Blob.STORED).order_by("address")
     if record_id is not None:
         blobs = blobs.filter(components__record_id=record_id).distinct()

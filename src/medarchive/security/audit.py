@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 
 from medarchive.core import clock
+from medarchive.core.errors import PermissionDenied
 from medarchive.security import chain, context
 from medarchive.security.models import AuditEntry, AuditHead, User
 from medarchive.security.roles import Action
@@ -29,6 +30,7 @@ def record_event(
 ) -> AuditEntry:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record_event() must run inside the transaction of the change it records")
+    _check_details(details or {})
     AuditHead.objects.bulk_create([AuditHead(id=1)], ignore_conflicts=True)
     head = AuditHead.objects.select_for_update().get(id=1)
     entry = chain.ChainEntry(
@@ -66,6 +68,23 @@ def record_event(
     return row
 
 
+def _check_details(value: Any) -> None:
+    """Details must survive a JSON round trip through SQLite and PostgreSQL unchanged, or the
+    chain breaks: jsonb rewrites floats (1e20, -0.0) and refuses NUL. Text, integers, booleans."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_details(key)
+            _check_details(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_details(item)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise TypeError("audit details may not contain NUL characters")
+    elif not (value is None or isinstance(value, bool | int)):
+        raise TypeError(f"audit details take text, integers and booleans, not {type(value).__name__}")
+
+
 def record_denial(action: Action | str, *, actor: User | None, object_type: str, object_id: str, reason: str) -> None:
     """Refusals are audited in their own transaction: the refused change itself rolled back."""
     with transaction.atomic():
@@ -79,8 +98,20 @@ def record_denial(action: Action | str, *, actor: User | None, object_type: str,
         )
 
 
-def _entries() -> Iterator[chain.ChainEntry]:
-    for row in AuditEntry.objects.order_by("seq").iterator(chunk_size=2000):
+def record_refusal(exc: PermissionDenied) -> None:
+    """Audit a refused attempt, whichever input (API, web, CLI) it came through."""
+    actor = User.objects.filter(pk=int(exc.details.get("actor_id") or 0)).first()
+    record_denial(
+        str(exc.details.get("action", "")),
+        actor=actor,
+        object_type="record",
+        object_id=str(exc.details.get("object_id", "")),
+        reason=exc.message,
+    )
+
+
+def _entries(up_to: int) -> Iterator[chain.ChainEntry]:
+    for row in AuditEntry.objects.filter(seq__lte=up_to).order_by("seq").iterator(chunk_size=2000):
         yield chain.ChainEntry(
             seq=row.seq,
             at=row.at,
@@ -99,7 +130,7 @@ def _entries() -> Iterator[chain.ChainEntry]:
 
 
 def verify_chain() -> chain.ChainReport:
+    # Verify up to the head as read now: entries appended during the walk are not "removed" ones.
     head = AuditHead.objects.filter(id=1).first()
-    return chain.verify(
-        _entries(), head_seq=head.seq if head else 0, head_hash=head.entry_hash if head else chain.GENESIS
-    )
+    head_seq, head_hash = (head.seq, head.entry_hash) if head else (0, chain.GENESIS)
+    return chain.verify(_entries(head_seq), head_seq=head_seq, head_hash=head_hash)

@@ -19,11 +19,14 @@ if TYPE_CHECKING:
     from medarchive.security.models import User
 
 OPEN = "开放"
+# Only these states are ever open to outside readers: a draft marked 开放 by its author is not public.
+PUBLISHED_STATES = ("archived", "on_hold")
 
 
 class DepartmentOwned(Protocol):
     department_id: Any
     open_status: str
+    state: str
     pk: Any
 
 
@@ -41,7 +44,7 @@ def record_allows(actor: User, action: Action, record: DepartmentOwned | None, *
         dept = record.department_id if record is not None else department_id
         return actor.department_id is not None and (dept is None or dept == actor.department_id)
     if scope is Scope.OPEN:
-        return record is None or record.open_status == OPEN
+        return record is None or (record.open_status == OPEN and record.state in PUBLISHED_STATES)
     return False
 
 
@@ -49,6 +52,9 @@ def can(actor: User | None, action: Action, obj: DepartmentOwned | None = None, 
     try:
         user = _active(actor)
     except NotAuthenticated:
+        return False
+    scopes = context.token_scopes.get()
+    if scopes and action.value not in scopes:  # an API token narrowed to some actions
         return False
     if is_record_action(action):
         return record_allows(user, action, obj, department_id=department_id)
@@ -62,7 +68,9 @@ def require(
     user = _active(actor)
     scopes = context.token_scopes.get()
     if scopes and action.value not in scopes:
-        raise PermissionDenied(f"this API token is not scoped for {action.value}", action=action.value)
+        raise PermissionDenied(
+            f"this API token is not scoped for {action.value}", action=action.value, actor_id=user.pk
+        )
     if not can(user, action, obj, department_id=department_id):
         raise PermissionDenied(
             f"{user.username} ({user.role}) may not {action.value}",
@@ -79,11 +87,14 @@ def visible_to(actor: User | None, action: Action = Action.RECORD_LIST) -> Q:
         user = _active(actor)
     except NotAuthenticated:
         return Q(pk__in=[])
+    scopes = context.token_scopes.get()
+    if scopes and action.value not in scopes:
+        return Q(pk__in=[])
     scope = record_scope(Role(user.role), action)
     if scope is Scope.ALL:
         return Q()
     if scope is Scope.DEPARTMENT and user.department_id is not None:
         return Q(department_id=user.department_id)
     if scope is Scope.OPEN:
-        return Q(open_status=OPEN)
+        return Q(open_status=OPEN, state__in=PUBLISHED_STATES)
     return Q(pk__in=[])

@@ -11,13 +11,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from medarchive.core import clock
-from medarchive.core.errors import Conflict, NotFound, ValidationError
+from medarchive.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from medarchive.core.models import Department
 from medarchive.security import audit, chain
 from medarchive.security.models import ApiToken, User
 from medarchive.security.permissions import require
 from medarchive.security.roles import Action, Role
 
+ADMINISTRATORS = {Role.SYSADMIN, Role.SECADMIN, Role.AUDITOR}
 TOKEN_PREFIX = "mda_"  # noqa: S105 - a public prefix that makes leaked tokens greppable
 
 
@@ -30,14 +31,27 @@ def add_user(
     department_code: str | None = None,
     display_name: str = "",
 ) -> User:
-    """Create an account. `actor=None` only for bootstrap (init/demo) from the local CLI."""
+    """Create an account. `actor=None` only for bootstrap (init/demo) from the local CLI.
+
+    Every account carries a role, so creating one is assigning a role: it needs ROLE_ASSIGN
+    (the security administrator), not only USER_MANAGE. The three administrator accounts
+    are created only from the local console at installation, never by another account,
+    so no administrator can mint a colleague they control (SEC-02).
+    """
     if actor is not None:
         require(actor, Action.USER_MANAGE)
+        require(actor, Action.ROLE_ASSIGN)
     try:
         role_value = Role(role)
     except ValueError:
         allowed = ", ".join(r.value for r in Role)
         raise ValidationError(f"unknown role {role!r}; choose one of {allowed}", field="role") from None
+    if actor is not None and role_value in ADMINISTRATORS:
+        raise PermissionDenied(
+            f"{role_value} accounts are created only from the local console",
+            action=Action.ROLE_ASSIGN.value,
+            actor_id=actor.pk,
+        )
     if role_value in {Role.OFFICER, Role.CLINICIAN, Role.VIEWER} and not department_code:
         raise ValidationError(f"role {role_value} needs a department", field="department")
     department = None
@@ -77,9 +91,15 @@ def create_token(
     scopes: list[str] | None = None,
     expires_at: dt.datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Return the token row and the raw secret; the secret is shown once and never stored."""
-    if actor is not None:
-        require(actor, Action.TOKEN_MANAGE)
+    """Return the token row and the raw secret; the secret is shown once and never stored.
+
+    A token is issued to its owner only (or from the local console): an administrator who
+    could mint a token for someone else could act as them.
+    """
+    if actor is not None and actor.pk != user.pk:
+        raise PermissionDenied(
+            "API tokens are issued only to their owner", action=Action.TOKEN_MANAGE.value, actor_id=actor.pk
+        )
     for scope in scopes or []:
         if scope not in {a.value for a in Action}:
             raise ValidationError(f"unknown scope {scope!r}", field="scopes")
@@ -99,12 +119,13 @@ def create_token(
 
 
 def revoke_token(token_id: int, *, actor: User | None) -> None:
-    if actor is not None:
-        require(actor, Action.TOKEN_MANAGE)
+    """Owners revoke their own tokens; TOKEN_MANAGE holders revoke anyone's (a leaked token must die fast)."""
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().filter(pk=token_id).first()
         if token is None:
             raise NotFound(f"token {token_id} does not exist")
+        if actor is not None and actor.pk != token.user_id:
+            require(actor, Action.TOKEN_MANAGE)
         token.revoked_at = clock.now()
         token.save(update_fields=["revoked_at"])
         audit.record_event(

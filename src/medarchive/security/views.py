@@ -19,7 +19,16 @@ from medarchive.security.roles import Action
 
 def _audit_login(user: User | None, username: str, result: str) -> None:
     with transaction.atomic():
-        audit.record_event(Action.AUTH_LOGIN, actor=user, object_type="user", object_id=username, result=result)
+        # The name is whatever was typed: keep it whole in details, bounded in the indexed column.
+        clean = username.replace("\x00", "")
+        audit.record_event(
+            Action.AUTH_LOGIN,
+            actor=user,
+            object_type="user",
+            object_id=clean[:64],
+            result=result,
+            details={"username": clean[:150]},
+        )
 
 
 @require_http_methods(["GET", "POST"])
