@@ -24,7 +24,7 @@ from medarchive.archiving.models import (
     RetentionRule,
     RetentionTable,
 )
-from medarchive.core import clock
+from medarchive.core import clock, refcache
 from medarchive.core.errors import Conflict, NotFound, ValidationError
 from medarchive.core.ids import parse_uuid
 from medarchive.core.models import Fonds
@@ -82,12 +82,16 @@ def install_defaults(fonds: Fonds | None = None) -> tuple[ClassificationScheme, 
             )
         if not RetentionTable.objects.filter(fonds=fonds, active=True).exists():
             RetentionTable.objects.filter(pk=table.pk).update(active=True)
+    refcache.clear()  # update() sends no signals
     return scheme, table
 
 
 def active_class(code: str, fonds: Fonds | None = None) -> ArchiveClass:
     fonds = fonds or ensure_fonds()
-    found = ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True, code=code).first()
+    found = refcache.cached(
+        ("class", fonds.pk, code),
+        lambda: ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True, code=code).first(),
+    )
     if found is None:
         known = ", ".join(
             ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True).values_list("code", flat=True)
@@ -100,7 +104,10 @@ def active_class(code: str, fonds: Fonds | None = None) -> ArchiveClass:
 
 def active_retention(code: str, fonds: Fonds | None = None) -> RetentionRule:
     fonds = fonds or ensure_fonds()
-    found = RetentionRule.objects.filter(table__fonds=fonds, table__active=True, code=code).first()
+    found = refcache.cached(
+        ("retention", fonds.pk, code),
+        lambda: RetentionRule.objects.filter(table__fonds=fonds, table__active=True, code=code).first(),
+    )
     if found is None:
         known = ", ".join(
             RetentionRule.objects.filter(table__fonds=fonds, table__active=True).values_list("code", flat=True)

@@ -25,9 +25,8 @@ from medarchive.capture.uploads import StagedUpload
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, DuplicateSubmission, MedarchiveError, PermissionDenied, ValidationError
 from medarchive.core.filenames import clean_filename
-from medarchive.core.models import Department
 from medarchive.core.sequences import next_value
-from medarchive.core.services import ensure_fonds
+from medarchive.core.services import active_department, ensure_fonds
 from medarchive.preservation import services as preservation
 from medarchive.preservation.blobstore import StagedBlob
 from medarchive.preservation.models import Blob, PreservationEvent
@@ -127,10 +126,11 @@ def _check_open_status(actor: User, open_status: str, *, department_id: Any) -> 
 
 
 def _validated(desc: Description) -> dict[str, Any]:
-    department = Department.objects.filter(code=desc.department_code, active=True).first()
+    fonds = ensure_fonds()
+    department = active_department(desc.department_code)
     if department is None:
         raise ValidationError(f"unknown department {desc.department_code!r}", field="department")
-    archive_class = active_class(desc.class_code)
+    archive_class = active_class(desc.class_code, fonds)
     date = _parse_date(desc.date)
     if date.year < 1900 or date > clock.today() + dt.timedelta(days=1):
         raise ValidationError(f"date {date.isoformat()} is not plausible", field="date")
@@ -138,8 +138,9 @@ def _validated(desc: Description) -> dict[str, Any]:
         raise ValidationError(f"security_level must be one of {', '.join(SECURITY_LEVELS)}", field="security_level")
     if desc.open_status not in OPEN_STATUSES:
         raise ValidationError(f"open_status must be one of {', '.join(OPEN_STATUSES)}", field="open_status")
-    retention = active_retention(desc.retention or archive_class.default_retention).code
+    retention = active_retention(desc.retention or archive_class.default_retention, fonds).code
     return {
+        "fonds": fonds,
         "department": department,
         "archive_class": archive_class,
         "title": _check_text(desc.title, "title", required=True, limit=MAX_TITLE),
@@ -237,7 +238,7 @@ def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
 def _write_record(
     fields: dict[str, Any], staged: list[Any], claimed: list[Blob], *, actor: User, idempotency_key: str | None
 ) -> Record:
-    fonds = ensure_fonds()
+    fonds = fields.pop("fonds")
     original_names = {name: original for (_f, name, original, _b, _fmt) in staged if original}
     metadata = dict(fields.pop("metadata"))
     if original_names:
@@ -254,6 +255,7 @@ def _write_record(
             **fields,
         )
         preservation.settle(claimed)
+        events: list[PreservationEvent] = []
         for sequence, ((incoming, name, original, blob, fmt), row) in enumerate(
             zip(staged, claimed, strict=True), start=1
         ):
@@ -272,22 +274,25 @@ def _write_record(
                 sm3=blob.sm3,
                 blob=row,
             )
-            preservation.note_event(
-                PreservationEvent.INGESTION,
-                outcome="success",
-                blob=row,
-                component=component,
-                actor=actor,
-                detail=f"{name} ({blob.size} bytes, {fmt.name})",
-            )
-            preservation.note_event(
-                PreservationEvent.MESSAGE_DIGEST_CALCULATION,
-                outcome="success",
-                blob=row,
-                component=component,
-                actor=actor,
-                detail=f"sha256 {blob.sha256}; sm3 {blob.sm3}",
-            )
+            events += [
+                preservation.event(
+                    PreservationEvent.INGESTION,
+                    outcome="success",
+                    blob=row,
+                    component=component,
+                    actor=actor,
+                    detail=f"{name} ({blob.size} bytes, {fmt.name})",
+                ),
+                preservation.event(
+                    PreservationEvent.MESSAGE_DIGEST_CALCULATION,
+                    outcome="success",
+                    blob=row,
+                    component=component,
+                    actor=actor,
+                    detail=f"sha256 {blob.sha256}; sm3 {blob.sm3}",
+                ),
+            ]
+        PreservationEvent.objects.bulk_create(events)
         if idempotency_key:
             IdempotencyKey.objects.create(key=idempotency_key, record=record, created_by=actor)
         note_business_event(

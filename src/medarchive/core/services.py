@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import transaction
 
+from medarchive.core import refcache
 from medarchive.core.errors import Conflict, ValidationError
 from medarchive.core.models import Department, Fonds
 from medarchive.security import audit
@@ -14,10 +15,19 @@ from medarchive.security.roles import Action
 
 
 def ensure_fonds() -> Fonds:
-    fonds, _ = Fonds.objects.get_or_create(
-        code=settings.CONFIG.fonds_code, defaults={"name": settings.CONFIG.fonds_name}
-    )
+    """The configured fonds, created on first use (cached: see `core.refcache`)."""
+    code = settings.CONFIG.fonds_code
+
+    def load() -> Fonds:
+        return Fonds.objects.get_or_create(code=code, defaults={"name": settings.CONFIG.fonds_name})[0]
+
+    fonds = refcache.cached(("fonds", code), load)
+    assert fonds is not None  # get_or_create always returns a row
     return fonds
+
+
+def active_department(code: str) -> Department | None:
+    return refcache.cached(("department", code), lambda: Department.objects.filter(code=code, active=True).first())
 
 
 def add_department(code: str, name: str, *, actor: User | None) -> Department:

@@ -19,8 +19,9 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
+import medarchive
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, NotFound, ValidationError
 from medarchive.core.ids import parse_uuid
@@ -90,21 +91,24 @@ def claim(staged: StagedBlob) -> Blob:
     Returns the Blob row to link to. Runs its own short transaction, so call it *before*
     the record transaction; `settle()` then marks owned rows stored inside that transaction.
     """
-    with transaction.atomic():
-        row, created = Blob.objects.select_for_update().get_or_create(
-            address=staged.address,
-            defaults={
-                "size": staged.size,
-                "sha256": staged.sha256,
-                "sm3": staged.sm3,
-                "suite": staged.suite,
-                "key_id": staged.key_id,
-                "wrapped_key": staged.wrapped_key,
-                "stored_size": staged.stored_size,
-                "state": Blob.PENDING,
-                "owner": _owner(),
-            },
-        )
+    row = Blob(
+        address=staged.address,
+        size=staged.size,
+        sha256=staged.sha256,
+        sm3=staged.sm3,
+        suite=staged.suite,
+        key_id=staged.key_id,
+        wrapped_key=staged.wrapped_key,
+        stored_size=staged.stored_size,
+        state=Blob.PENDING,
+        owner=_owner(),
+    )
+    try:
+        with transaction.atomic():  # new content is the common case: one INSERT, no SELECT first
+            row.save(force_insert=True)
+        created = True
+    except IntegrityError:  # the address exists: identical content is already stored (or being stored)
+        row, created = Blob.objects.get(address=staged.address), False
     if not created:
         staged.discard()
         if row.state != Blob.STORED:
@@ -140,7 +144,7 @@ def release(blobs: Iterable[Blob]) -> None:
             Blob.objects.filter(pk=blob.pk, state=Blob.PENDING).delete()
 
 
-def note_event(
+def event(
     event_type: str,
     *,
     outcome: str,
@@ -149,16 +153,24 @@ def note_event(
     component: Any = None,
     actor: User | None = None,
 ) -> PreservationEvent:
-    return PreservationEvent.objects.create(
+    """An unsaved PREMIS event naming its agent (PRE-04); `note_event` saves one, callers with
+    several save them with one `bulk_create`."""
+    return PreservationEvent(
         event_type=event_type,
         at=clock.now(),
         outcome=outcome,
         detail=detail,
         blob=blob,
         component=component,
-        agent=actor.username if actor else f"{AGENT}/{__import__('medarchive').__version__}",
+        agent=actor.username if actor else f"{AGENT}/{medarchive.__version__}",
         actor=actor,
     )
+
+
+def note_event(event_type: str, **fields: Any) -> PreservationEvent:
+    made = event(event_type, **fields)
+    made.save()
+    return made
 
 
 def open_blob(blob: Blob) -> Iterator[bytes]:

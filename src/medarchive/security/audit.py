@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from medarchive.core import clock
 from medarchive.core.errors import PermissionDenied
@@ -31,10 +31,9 @@ def record_event(
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record_event() must run inside the transaction of the change it records")
     _check_details(details or {})
-    AuditHead.objects.bulk_create([AuditHead(id=1)], ignore_conflicts=True)
-    head = AuditHead.objects.select_for_update().get(id=1)
+    seq, prev_hash = _advance_head()
     entry = chain.ChainEntry(
-        seq=head.seq + 1,
+        seq=seq,
         at=clock.now(),
         actor_id=actor.pk if actor else None,
         actor_name=actor.username if actor else "system",
@@ -45,7 +44,7 @@ def record_event(
         source=context.source.get(),
         details=details or {},
         algorithm=settings.CONFIG.audit_hash,
-        prev_hash=head.entry_hash,
+        prev_hash=prev_hash,
     )
     sealed = chain.seal(entry)
     row = AuditEntry.objects.create(
@@ -63,9 +62,25 @@ def record_event(
         prev_hash=entry.prev_hash,
         entry_hash=sealed,
     )
-    head.seq, head.entry_hash = entry.seq, sealed
-    head.save(update_fields=["seq", "entry_hash"])
+    AuditHead.objects.filter(id=1).update(entry_hash=sealed)
     return row
+
+
+# Taking the next number locks the head (row lock on PostgreSQL, the write lock on SQLite) until
+# the transaction ends, so appends are serialised and a rolled-back change leaves no gap.
+_ADVANCE = f"UPDATE {AuditHead._meta.db_table} SET seq = seq + 1 WHERE id = 1 RETURNING seq, entry_hash"  # noqa: S608
+
+
+def _advance_head() -> tuple[int, str]:
+    """(the new entry's seq, the previous entry's hash), in one statement once the head exists."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ADVANCE)
+        row = cursor.fetchone()
+        if row is None:
+            AuditHead.objects.bulk_create([AuditHead(id=1)], ignore_conflicts=True)
+            cursor.execute(_ADVANCE)
+            row = cursor.fetchone()
+    return int(row[0]), str(row[1])
 
 
 def _check_details(value: Any) -> None:
