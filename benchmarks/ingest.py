@@ -61,6 +61,7 @@ TARGET_SMALL_FILES_PER_S = 250.0  # medarchive files/s for 100 KiB files
 # by half a file or more over the 100 KiB phase. Whole-file buffering costs at least one
 # file (10 MiB) of extra RSS; chunked streaming costs a few 1 MiB chunks whatever the size.
 TARGET_MEMORY_FRACTION = 0.5
+BUSY_LOADAVG = 0.5  # warn when other work was running as the benchmark started
 
 
 # ---------------------------------------------------------------- helpers used in every process
@@ -114,17 +115,35 @@ def _timed_loop(files: list[str], ingest: Any, warmup: str) -> dict[str, Any]:
     ingest(warmup)  # lazy imports, key ring, DB connection, first allocations: not measured
     rss_before = _rss_now_kib()
     peak_before = _peak_rss_kib()
-    start = time.perf_counter()
+    latencies = []
+    clock = time.perf_counter
+    start = clock()
     for path in files:
+        began = clock()
         ingest(path)
-    elapsed = time.perf_counter() - start
+        latencies.append(clock() - began)
+    elapsed = clock() - start
     peak_after = _peak_rss_kib()
+    ordered = sorted(latencies)
+    tenth = max(1, len(latencies) // 10)
     return {
-        "files": len(files), "bytes": total, "seconds": elapsed,
+        "files": len(files),
+        "bytes": total,
+        "seconds": elapsed,
         "files_per_s": len(files) / elapsed if elapsed else 0.0,
         "mib_per_s": total / MIB / elapsed if elapsed else 0.0,
-        "rss_start_kib": rss_before, "peak_rss_kib": peak_after,
-        "peak_growth_kib": max(0, peak_after - rss_before), "peak_before_timing_kib": peak_before,
+        "rss_start_kib": rss_before,
+        "peak_rss_kib": peak_after,
+        "peak_growth_kib": max(0, peak_after - rss_before),
+        "peak_before_timing_kib": peak_before,
+        "latency_ms": {
+            "p50": 1000 * ordered[len(ordered) // 2],
+            "p95": 1000 * ordered[int(len(ordered) * 0.95)],
+            "max": 1000 * ordered[-1],
+        },
+        # A rate that falls from the first to the last tenth means per-file cost grows with archive size.
+        "files_per_s_first_tenth": tenth / sum(latencies[:tenth]),
+        "files_per_s_last_tenth": tenth / sum(latencies[-tenth:]),
     }
 
 
@@ -147,11 +166,16 @@ def phase_medarchive(data_dir: Path, cipher: str, files: list[str], warmup: str)
 
     def ingest(path: str) -> None:
         n = next(counter)
-        desc = Description(class_code=CLASS_CODE, department_code=DEPARTMENT, title=f"基准测试文件 {n}",
-                           date=RECORD_DATE)
+        desc = Description(
+            class_code=CLASS_CODE, department_code=DEPARTMENT, title=f"基准测试文件 {n}", date=RECORD_DATE
+        )
         with open(path, "rb") as stream:
-            create_record(desc, [IncomingFile(name=os.path.basename(path), stream=stream)],
-                          actor=actor, idempotency_key=f"bench-{uuid.uuid4()}")
+            create_record(
+                desc,
+                [IncomingFile(name=os.path.basename(path), stream=stream)],
+                actor=actor,
+                idempotency_key=f"bench-{uuid.uuid4()}",
+            )
 
     before = Record.objects.count()
     result = _timed_loop(files, ingest, warmup)
@@ -215,11 +239,11 @@ def run_phase(args: argparse.Namespace) -> None:
     else:
         kind, size_class = args.phase.split("-")
         files = manifest["files"][size_class]
+        warmup = manifest["warmup"][PHASES.index(args.phase)]  # one distinct file per phase: no dedup
         if kind == "baseline":
-            result = phase_baseline(Path(manifest["baseline_dir"]) / size_class, args.cipher, files,
-                                    manifest["warmup"][0])
+            result = phase_baseline(Path(manifest["baseline_dir"]) / size_class, args.cipher, files, warmup)
         else:
-            result = phase_medarchive(data_dir, args.cipher, files, manifest["warmup"][1])
+            result = phase_medarchive(data_dir, args.cipher, files, warmup)
     print(json.dumps(result))
 
 
@@ -242,10 +266,22 @@ def _generate(directory: Path, prefix: str, count: int, size: int) -> list[str]:
 
 def _child(phase: str, manifest: Path, cipher: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDARCHIVE_") and k != "DATABASE_URL"}
-    command = [sys.executable, os.path.abspath(__file__), "--phase", phase, "--manifest", str(manifest),
-               "--cipher", cipher]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--phase",
+        phase,
+        "--manifest",
+        str(manifest),
+        "--cipher",
+        cipher,
+    ]
     proc = subprocess.run(
-        command, env=env, capture_output=True, text=True, check=False,
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -263,9 +299,33 @@ def _machine() -> dict[str, Any]:
             cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
-            "platform": platform.platform(), "django": django.get_version(),
-            "cryptography": cryptography.__version__, "openssl": _openssl_version()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "loadavg_1min_at_start": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "django": django.get_version(),
+        "cryptography": cryptography.__version__,
+        "openssl": _openssl_version(),
+        "source": _source_revision(),
+    }
+
+
+def _source_revision() -> str:
+    """The commit measured, and whether the working tree differed from it (read-only git calls)."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "--no-optional-locks", "-C", str(root)]  # never touches the index
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}{' + uncommitted changes in src/' if dirty else ''}" if head else "unknown"
 
 
 def _openssl_version() -> str:
@@ -287,12 +347,21 @@ def _evaluate(phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
     small_rate = phases["medarchive-small"]["files_per_s"]
     large_ratio = ratios["large"]["mib_per_s"]
     targets = [
-        {"target": "10 MiB files: medarchive MiB/s >= 60% of baseline",
-         "measured": f"{large_ratio:.0%}", "pass": large_ratio >= TARGET_LARGE_RATIO},
-        {"target": "100 KiB files: medarchive >= 250 files/s",
-         "measured": f"{small_rate:.1f} files/s", "pass": small_rate >= TARGET_SMALL_FILES_PER_S},
-        {"target": "peak RSS independent of file size (10 MiB phase - 100 KiB phase < 5 MiB)",
-         "measured": f"{memory_delta_kib / KIB:+.1f} MiB", "pass": memory_delta_kib < memory_limit_kib},
+        {
+            "target": "10 MiB files: medarchive MiB/s >= 60% of baseline",
+            "measured": f"{large_ratio:.0%}",
+            "pass": large_ratio >= TARGET_LARGE_RATIO,
+        },
+        {
+            "target": "100 KiB files: medarchive >= 250 files/s",
+            "measured": f"{small_rate:.1f} files/s",
+            "pass": small_rate >= TARGET_SMALL_FILES_PER_S,
+        },
+        {
+            "target": "peak RSS independent of file size (10 MiB phase - 100 KiB phase < 5 MiB)",
+            "measured": f"{memory_delta_kib / KIB:+.1f} MiB",
+            "pass": memory_delta_kib < memory_limit_kib,
+        },
     ]
     return {"ratios": ratios, "targets": targets, "memory_delta_kib": memory_delta_kib}
 
@@ -303,29 +372,40 @@ def _table(report: dict[str, Any]) -> str:
         f"medarchive ingest benchmark — {report['date']} — cipher {cfg['cipher']}",
         f"machine: {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}), "
         f"Python {report['machine']['python']}, Django {report['machine']['django']}, "
-        f"cryptography {report['machine']['cryptography']} ({report['machine']['openssl']})",
+        f"cryptography {report['machine']['cryptography']} ({report['machine']['openssl']}), "
+        f"load average at start {report['machine']['loadavg_1min_at_start']:.2f}, "
+        f"at end {report['machine']['loadavg_1min_at_end']:.2f} (the benchmark itself adds about 1)",
+        f"source: {report['machine']['source']}",
         f"inputs: {cfg['small_count']} x {SMALL_SIZE // KIB} KiB, "
         f"{cfg['large_count']} x {LARGE_SIZE // MIB} MiB (os.urandom); MiB = 2**20 bytes; RSS figures in MiB",
         "",
         f"{'phase':<18} {'files':>6} {'MiB':>8} {'seconds':>8} {'files/s':>9} {'MiB/s':>8} "
-        f"{'peak RSS':>9} {'growth':>7}",
+        f"{'p50 ms':>7} {'p95 ms':>7} {'peak RSS':>9} {'growth':>7} {'files/s 1st/last 10%':>21}",
     ]
     for name in PHASES:
         p = report["phases"][name]
         lines.append(
             f"{name:<18} {p['files']:>6} {p['bytes'] / MIB:>8.1f} {p['seconds']:>8.2f} "
             f"{p['files_per_s']:>9.1f} {p['mib_per_s']:>8.1f} "
-            f"{p['peak_rss_kib'] / KIB:>9.1f} {p['peak_growth_kib'] / KIB:>7.1f}"
+            f"{p['latency_ms']['p50']:>7.2f} {p['latency_ms']['p95']:>7.2f} "
+            f"{p['peak_rss_kib'] / KIB:>9.1f} {p['peak_growth_kib'] / KIB:>7.1f} "
+            f"{p['files_per_s_first_tenth']:>12.1f} / {p['files_per_s_last_tenth']:<.1f}"
         )
     lines.append("")
     for size_class, label in (("small", "100 KiB"), ("large", "10 MiB")):
         r = report["ratios"][size_class]
-        lines.append(f"ratio medarchive/baseline, {label:>7} files: MiB/s {r['mib_per_s']:.0%}, "
-                     f"files/s {r['files_per_s']:.0%}")
+        lines.append(
+            f"ratio medarchive/baseline, {label:>7} files: MiB/s {r['mib_per_s']:.0%}, files/s {r['files_per_s']:.0%}"
+        )
+    if report["machine"]["loadavg_1min_at_start"] > BUSY_LOADAVG:
+        lines.append(
+            f"WARNING: the machine was busy when the run started (load average "
+            f"{report['machine']['loadavg_1min_at_start']:.2f}); figures are not representative"
+        )
     lines.append("")
     for t in report["targets"]:
         lines.append(f"[{'PASS' if t['pass'] else 'FAIL'}] {t['target']}: {t['measured']}")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def drive(args: argparse.Namespace) -> dict[str, Any]:
@@ -333,16 +413,21 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         if not args.json:
             print(message, file=sys.stderr, flush=True)
 
+    machine = _machine()  # before generating inputs, so the load average is other people's work
     base = Path(args.workdir).resolve() if args.workdir else None
     run_dir = Path(tempfile.mkdtemp(prefix="medarchive-bench-", dir=base))
     input_dir = Path(tempfile.mkdtemp(prefix="medarchive-bench-input-", dir=base))
     try:
         say(f"generating inputs in {input_dir} ...")
-        warmup = _generate(input_dir, "warmup", 2, WARMUP_SIZE)
+        warmup = _generate(input_dir, "warmup", len(PHASES), WARMUP_SIZE)
         manifest = {
-            "data_dir": str(run_dir / "data"), "baseline_dir": str(run_dir / "baseline"), "warmup": warmup,
-            "files": {"small": _generate(input_dir, "small", args.small_count, SMALL_SIZE),
-                      "large": _generate(input_dir, "large", args.large_count, LARGE_SIZE)},
+            "data_dir": str(run_dir / "data"),
+            "baseline_dir": str(run_dir / "baseline"),
+            "warmup": warmup,
+            "files": {
+                "small": _generate(input_dir, "small", args.small_count, SMALL_SIZE),
+                "large": _generate(input_dir, "large", args.large_count, LARGE_SIZE),
+            },
         }
         manifest_path = run_dir / "manifest.json"
         manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
@@ -362,21 +447,29 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
             say(f"kept {run_dir} and {input_dir}")
     report = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "config": {"cipher": args.cipher, "small_count": args.small_count, "small_size": SMALL_SIZE,
-                   "large_count": args.large_count, "large_size": LARGE_SIZE, "chunk_size": CHUNK,
-                   "storage": "local", "database": "sqlite", "unit": "MiB = 2**20 bytes"},
-        "machine": _machine(),
+        "config": {
+            "cipher": args.cipher,
+            "small_count": args.small_count,
+            "small_size": SMALL_SIZE,
+            "large_count": args.large_count,
+            "large_size": LARGE_SIZE,
+            "chunk_size": CHUNK,
+            "storage": "local",
+            "database": "sqlite",
+            "unit": "MiB = 2**20 bytes",
+        },
+        "machine": machine,
         "phases": phases,
     }
+    machine["loadavg_1min_at_end"] = os.getloadavg()[0]
     report.update(_evaluate(phases))
     return report
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="medarchive ingest throughput vs a raw hash+encrypt+fsync baseline")
-    parser.add_argument("--small-count", type=int, default=500, help="number of 100 KiB files (default 500)")
-    parser.add_argument("--large-count", type=int, default=20, help="number of 10 MiB files (default 20)")
+    parser = argparse.ArgumentParser(description="medarchive ingest throughput vs a raw hash+encrypt+fsync baseline")
+    parser.add_argument("--small-count", type=int, default=3000, help="100 KiB files (default 3000)")
+    parser.add_argument("--large-count", type=int, default=60, help="10 MiB files (default 60)")
     parser.add_argument("--cipher", choices=CIPHERS, default="aes-256-gcm")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     parser.add_argument("--workdir", help="create the temporary directories here (default: system temp dir)")
