@@ -125,6 +125,29 @@ def note_business_event(
     )
 
 
+def record_step(
+    record: Record,
+    action: Action,
+    *,
+    actor: User,
+    verb: str,
+    basis: str = "",
+    description: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """One business step on a record, in the caller's transaction: its 业务实体 row (CAP-06, state
+    as the record now stands) and its audit entry (SEC-04)."""
+    note_business_event(
+        record,
+        actor=actor,
+        action=verb,
+        state=BUSINESS_STATES[RecordState(record.state)],
+        basis=basis,
+        description=description,
+    )
+    audit.record_event(action, actor=actor, object_type="record", object_id=str(record.pk), details=details or {})
+
+
 def missing_mandatory(record: Record) -> list[str]:
     """DA/T 46 必选 items and the class's own required metadata that are still empty (CAP-02)."""
     missing = [
@@ -174,8 +197,7 @@ def _transition(record_id: Any, action: Action, *, actor: User, basis: str = "")
             details["archival_code"] = record.archival_code
         record.state = target
         record.save()
-        note_business_event(record, actor=actor, action=verb, state=BUSINESS_STATES[target], basis=basis)
-        audit.record_event(action, actor=actor, object_type="record", object_id=str(record.pk), details=details)
+        record_step(record, action, actor=actor, verb=verb, basis=basis, details=details)
     return record
 
 

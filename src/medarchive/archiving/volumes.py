@@ -13,13 +13,13 @@ from typing import Any
 from django.db import transaction
 
 from medarchive.archiving.archival_code import ArchivalCodePattern
-from medarchive.archiving.models import BUSINESS_STATES, ArchiveClass, Record, RecordState, Volume
+from medarchive.archiving.models import ArchiveClass, Record, RecordState, Volume
 from medarchive.archiving.services import (
     active_class,
     active_retention,
     locked_record,
     missing_mandatory,
-    note_business_event,
+    record_step,
 )
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, NotFound, ValidationError
@@ -99,18 +99,12 @@ def add_to_volume(record_id: Any, volume_id: Any, *, actor: User) -> Record:
             )
         record.volume = volume
         record.save(update_fields=["volume", "updated_at"])
-        note_business_event(
+        record_step(
             record,
-            actor=actor,
-            action="组卷",
-            state=BUSINESS_STATES[RecordState(record.state)],
-            description=volume.title,
-        )
-        audit.record_event(
             Action.RECORD_UPDATE,
             actor=actor,
-            object_type="record",
-            object_id=str(record.pk),
+            verb="组卷",
+            description=volume.title,
             details={"volume": str(volume.pk)},
         )
     return record
@@ -156,18 +150,12 @@ def archive_volume(volume_id: Any, *, actor: User) -> Volume:
             item.archived_at = volume.archived_at
             item.state = RecordState.ARCHIVED
             item.save()
-            note_business_event(
+            record_step(
                 item,
-                actor=actor,
-                action="归档",
-                state=BUSINESS_STATES[RecordState.ARCHIVED],
-                description=f"卷 {volume.archival_code} 第 {number} 件",
-            )
-            audit.record_event(
                 Action.RECORD_ARCHIVE,
                 actor=actor,
-                object_type="record",
-                object_id=str(item.pk),
+                verb="归档",
+                description=f"卷 {volume.archival_code} 第 {number} 件",
                 details={"archival_code": item.archival_code, "volume": str(volume.pk)},
             )
         audit.record_event(

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from medarchive.archiving import metadata as metadata_schema
-from medarchive.archiving.models import BUSINESS_STATES, OPEN_STATUSES, SECURITY_LEVELS, Component, Record, RecordState
-from medarchive.archiving.services import active_class, active_retention, locked_record, note_business_event
+from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, Component, Record, RecordState
+from medarchive.archiving.services import active_class, active_retention, locked_record, record_step
 from medarchive.capture.formats import HEAD_BYTES, identify
 from medarchive.capture.models import IdempotencyKey
 from medarchive.capture.uploads import StagedUpload
@@ -30,7 +30,6 @@ from medarchive.core.services import active_department, ensure_fonds
 from medarchive.preservation import services as preservation
 from medarchive.preservation.blobstore import StagedBlob
 from medarchive.preservation.models import Blob, PreservationEvent
-from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import can, require
 from medarchive.security.roles import Action
@@ -295,18 +294,12 @@ def _write_record(
         PreservationEvent.objects.bulk_create(events)
         if idempotency_key:
             IdempotencyKey.objects.create(key=idempotency_key, record=record, created_by=actor)
-        note_business_event(
+        record_step(
             record,
-            actor=actor,
-            action="登记",
-            state=BUSINESS_STATES[RecordState.DRAFT],
-            description=f"捕获电子文件 {len(staged)} 件",
-        )
-        audit.record_event(
             Action.RECORD_CREATE,
             actor=actor,
-            object_type="record",
-            object_id=str(record.pk),
+            verb="登记",
+            description=f"捕获电子文件 {len(staged)} 件",
             details={
                 "electronic_no": record.electronic_no,
                 "files": len(staged),
@@ -361,18 +354,12 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
             setattr(record, key, merged[key])
         record.year = merged["year"]
         record.save()
-        note_business_event(
+        record_step(
             record,
-            actor=actor,
-            action="著录修改",
-            state=BUSINESS_STATES[RecordState(record.state)],
-            description=", ".join(sorted(changes)),
-        )
-        audit.record_event(
             Action.RECORD_UPDATE,
             actor=actor,
-            object_type="record",
-            object_id=str(record.pk),
+            verb="著录修改",
+            description=", ".join(sorted(changes)),
             details={"changed": sorted(changes), "before": before},
         )
     return record
