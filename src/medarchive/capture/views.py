@@ -33,7 +33,8 @@ def _form_context(request: HttpRequest, values: dict[str, Any], error: Medarchiv
         "departments": departments,
         "classes": ArchiveClass.objects.filter(scheme__active=True).order_by("code"),
         "security_levels": SECURITY_LEVELS,
-        "open_statuses": OPEN_STATUSES,
+        # 开放标识 is the archive's decision: submitters only see 未审核 (the service enforces it too).
+        "open_statuses": OPEN_STATUSES if can(user, Action.RECORD_ACCEPT) else [services.UNREVIEWED],
         "max_bytes": settings.CONFIG.max_upload_bytes,
     }
 
