@@ -64,7 +64,8 @@ TEMPLATES = [
     },
 ]
 
-_db = dj_database_url.parse(CONFIG.database_url, conn_max_age=0)
+# PostgreSQL connections are kept per server thread (connecting costs milliseconds); SQLite's are free.
+_db = dj_database_url.parse(CONFIG.database_url, conn_max_age=0 if CONFIG.uses_sqlite else 60, conn_health_checks=True)
 if CONFIG.uses_sqlite:
     # WAL lets readers work while one writer commits; IMMEDIATE takes the write lock at
     # BEGIN so two writers queue on busy_timeout instead of failing with "database is locked".
