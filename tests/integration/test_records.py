@@ -227,3 +227,10 @@ def test_archived_record_is_immutable_in_services_and_database(users: dict[str, 
     held = archiving.hold_record(record.pk, actor=archivist, reason="医疗纠纷封存")
     assert held.state == "on_hold"
     assert connection.vendor in {"sqlite", "postgresql"}
+
+
+def test_the_creating_application_is_captured(users: dict[str, Any]) -> None:
+    from medarchive.demo.files import chinese_pdf
+
+    record = create_record(_desc(), [_file(chinese_pdf("通知", ["正文"]), "通知.pdf")], actor=users["archivist"])
+    assert record.components.get().creating_application == "medarchive demo generator"

@@ -166,6 +166,7 @@ def describe(record: Record, actor: User, *, with_files: bool = True, with_histo
                 "format_version": c.format_version,
                 "sha256": c.sha256,
                 "sm3": c.sm3,
+                "creating_application": c.creating_application,
                 "created": c.created.isoformat() if c.created else None,
             }
             for c in record.components.all()

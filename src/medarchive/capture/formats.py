@@ -7,11 +7,28 @@ calls DICOM "TIFF" and OFD "zip" (see docs/adr/0003-format-identification.md).
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from PIL import Image
+
 HEAD_BYTES = 64 * 1024
+TAIL_BYTES = 64 * 1024
+
+
+class ContentSample:
+    """The first and last bytes of a file, kept while it streams past (no second read)."""
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.tail = b""
+
+    def feed(self, data: bytes) -> None:
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - len(self.head)]
+        self.tail = (self.tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
 
 
 @dataclass(frozen=True)
@@ -107,3 +124,39 @@ def identify(head: bytes) -> Format:
         if test(head):
             return found(head) if callable(found) else found
     return UNKNOWN
+
+
+_PDF_TOOL = [
+    re.compile(rb"<xmp:CreatorTool>([^<]{1,200})</xmp:CreatorTool>"),
+    re.compile(rb"/Creator\s*\(((?:[^()\\]|\\.){1,200})\)"),
+    re.compile(rb"<pdf:Producer>([^<]{1,200})</pdf:Producer>"),
+    re.compile(rb"/Producer\s*\(((?:[^()\\]|\\.){1,200})\)"),
+]
+_EXIF_SOFTWARE = 0x0131
+
+
+def _pdf_text(raw: bytes) -> str:
+    raw = re.sub(rb"\\([()\\])", rb"\1", raw)
+    if raw.startswith(b"\xfe\xff"):
+        return raw[2:].decode("utf-16-be", errors="replace")
+    return raw.decode("utf-8", errors="replace")
+
+
+def creating_application(fmt: Format, sample: ContentSample) -> str:
+    """文档创建程序 (CAP-03) where the file states it in its first or last bytes: PDF (XMP
+    CreatorTool, then /Creator, then the producer) and JPEG/TIFF (EXIF Software). Empty otherwise."""
+    if fmt.name == "PDF":
+        for pattern in _PDF_TOOL:
+            for part in (sample.tail, sample.head):  # the info dictionary is usually near the end
+                found = pattern.search(part)
+                if found:
+                    return _pdf_text(found.group(1)).strip()[:200]
+        return ""
+    if fmt.name in {"JPEG", "TIFF"}:
+        try:
+            with Image.open(io.BytesIO(sample.head)) as image:
+                software = image.getexif().get(_EXIF_SOFTWARE)
+        except (OSError, SyntaxError, ValueError):
+            return ""
+        return str(software).strip("\x00 ")[:200] if software else ""
+    return ""

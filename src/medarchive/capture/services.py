@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, Component, Record, RecordState
 from medarchive.archiving.services import active_class, active_retention, locked_record, record_step
-from medarchive.capture.formats import HEAD_BYTES, identify
+from medarchive.capture.formats import ContentSample, Format, creating_application, identify
 from medarchive.capture.models import IdempotencyKey
 from medarchive.capture.uploads import StagedUpload
 from medarchive.core import clock
@@ -47,13 +47,13 @@ class IncomingFile:
     role: str = "main"
     created: dt.datetime | None = None
     staged: StagedBlob | None = None
-    head: bytes = b""
+    sample: ContentSample | None = None
     error: MedarchiveError | None = None
 
     @classmethod
     def from_upload(cls, upload: Any) -> IncomingFile:
         if isinstance(upload, StagedUpload):
-            return cls(name=upload.client_name, staged=upload.staged, head=upload.head, error=upload.error)
+            return cls(name=upload.client_name, staged=upload.staged, sample=upload.sample, error=upload.error)
         return cls(name=upload.name or "", stream=upload.file)
 
     def discard(self) -> None:
@@ -78,17 +78,16 @@ class Description:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class _HeadTap:
-    """Passes reads through and keeps the first HEAD_BYTES for format identification."""
+class _SampleTap:
+    """Passes reads through and keeps a ContentSample for format identification."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self.head = b""
+        self.sample = ContentSample()
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
-        if len(self.head) < HEAD_BYTES:
-            self.head += data[: HEAD_BYTES - len(self.head)]
+        self.sample.feed(data)
         return data
 
 
@@ -155,7 +154,17 @@ def _validated(desc: Description) -> dict[str, Any]:
     }
 
 
-def _stage_all(files: list[IncomingFile]) -> list[tuple[IncomingFile, str, str, StagedBlob, Any]]:
+@dataclass
+class _StagedFile:
+    incoming: IncomingFile
+    name: str  # NFC
+    original: str  # the name as sent, when it was not NFC
+    blob: StagedBlob
+    fmt: Format
+    application: str  # 文档创建程序, when the file states it
+
+
+def _stage_all(files: list[IncomingFile]) -> list[_StagedFile]:
     limit = settings.CONFIG.max_upload_bytes
     names = [clean_filename(f.name, field=f"files[{i}].name") for i, f in enumerate(files)]
     seen: set[str] = set()
@@ -163,28 +172,38 @@ def _stage_all(files: list[IncomingFile]) -> list[tuple[IncomingFile, str, str, 
         if name.name in seen:
             raise ValidationError(f"file name {name.name!r} appears twice in one record", field="files")
         seen.add(name.name)
-    staged: list[tuple[IncomingFile, str, str, StagedBlob, Any]] = []
+    staged: list[_StagedFile] = []
     for incoming, name in zip(files, names, strict=True):
         try:
-            blob, head = _stage_one(incoming, limit)
+            blob, sample = _stage_one(incoming, limit)
         except MedarchiveError as exc:
             exc.message = f"{name.name}: {exc.message}"
             exc.args = (exc.message,)
             raise
-        staged.append((incoming, name.name, name.original if name.was_normalized else "", blob, identify(head)))
+        fmt = identify(sample.head)
+        staged.append(
+            _StagedFile(
+                incoming,
+                name.name,
+                name.original if name.was_normalized else "",
+                blob,
+                fmt,
+                creating_application(fmt, sample),
+            )
+        )
     return staged
 
 
-def _stage_one(incoming: IncomingFile, limit: int) -> tuple[StagedBlob, bytes]:
+def _stage_one(incoming: IncomingFile, limit: int) -> tuple[StagedBlob, ContentSample]:
     if incoming.error is not None:
         raise incoming.error
     if incoming.staged is not None:
-        return incoming.staged, incoming.head
+        return incoming.staged, incoming.sample or ContentSample()
     if incoming.stream is None:
         raise ValidationError("file has no content", field="files")
-    tap = _HeadTap(incoming.stream)
+    tap = _SampleTap(incoming.stream)
     incoming.staged = preservation.blob_store().stage(tap, max_bytes=limit)  # type: ignore[arg-type]
-    return incoming.staged, tap.head
+    return incoming.staged, tap.sample
 
 
 def create_record(
@@ -221,8 +240,8 @@ def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
     staged = _stage_all(files)
     claimed: list[Blob] = []
     try:
-        for *_, blob, _fmt in staged:
-            claimed.append(preservation.claim(blob))
+        for item in staged:
+            claimed.append(preservation.claim(item.blob))
         record = _write_record(fields, staged, claimed, actor=actor, idempotency_key=idempotency_key)
     except BaseException as exc:
         preservation.release(claimed)
@@ -235,10 +254,10 @@ def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
 
 
 def _write_record(
-    fields: dict[str, Any], staged: list[Any], claimed: list[Blob], *, actor: User, idempotency_key: str | None
+    fields: dict[str, Any], staged: list[_StagedFile], claimed: list[Blob], *, actor: User, idempotency_key: str | None
 ) -> Record:
     fonds = fields.pop("fonds")
-    original_names = {name: original for (_f, name, original, _b, _fmt) in staged if original}
+    original_names = {item.name: item.original for item in staged if item.original}
     metadata = dict(fields.pop("metadata"))
     if original_names:
         metadata["original_filenames"] = "; ".join(f"{k} ← {v}" for k, v in original_names.items())
@@ -255,20 +274,20 @@ def _write_record(
         )
         preservation.settle(claimed)
         events: list[PreservationEvent] = []
-        for sequence, ((incoming, name, original, blob, fmt), row) in enumerate(
-            zip(staged, claimed, strict=True), start=1
-        ):
+        for sequence, (item, row) in enumerate(zip(staged, claimed, strict=True), start=1):
+            blob, fmt, name = item.blob, item.fmt, item.name
             component = Component.objects.create(
                 record=record,
                 sequence=sequence,
-                role=incoming.role,
+                role=item.incoming.role,
                 filename=name,
-                original_filename=original,
+                original_filename=item.original,
                 size=blob.size,
                 mime_type=fmt.mime,
                 format_name=fmt.name,
                 format_version=fmt.version,
-                created=incoming.created,
+                created=item.incoming.created,
+                creating_application=item.application,
                 sha256=blob.sha256,
                 sm3=blob.sm3,
                 blob=row,

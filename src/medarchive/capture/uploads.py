@@ -16,7 +16,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import multipartparser
 
-from medarchive.capture.formats import HEAD_BYTES
+from medarchive.capture.formats import ContentSample
 from medarchive.core.errors import MedarchiveError
 from medarchive.preservation.blobstore import StagedBlob
 from medarchive.preservation.services import blob_store
@@ -48,13 +48,13 @@ class StagedUpload(UploadedFile):
         client_name: str,
         content_type: str | None,
         size: int,
-        head: bytes,
+        sample: ContentSample,
         staged: StagedBlob | None,
         error: MedarchiveError | None,
     ) -> None:
         super().__init__(file=None, name=client_name, content_type=content_type, size=size)
         self.client_name = client_name  # UploadedFile.name drops any path part; keep what was sent
-        self.head = head
+        self.sample = sample
         self.staged = staged
         self.error = error
 
@@ -71,14 +71,13 @@ class EncryptingUploadHandler(FileUploadHandler):
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
-        self._head = b""
+        self._sample = ContentSample()
         self._error: MedarchiveError | None = None
         self._writer = blob_store().writer(max_bytes=settings.CONFIG.max_upload_bytes)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         if self._error is None:
-            if len(self._head) < HEAD_BYTES:
-                self._head += raw_data[: HEAD_BYTES - len(self._head)]
+            self._sample.feed(raw_data)
             try:
                 self._writer.write(raw_data)
             except MedarchiveError as exc:  # over the size limit: keep reading the request, store nothing
@@ -97,7 +96,7 @@ class EncryptingUploadHandler(FileUploadHandler):
             client_name=self.file_name or "",
             content_type=self.content_type,
             size=file_size,
-            head=self._head,
+            sample=self._sample,
             staged=staged,
             error=self._error,
         )

@@ -25,6 +25,7 @@ class FileOut(Schema):
     sha256: str
     sm3: str
     created: str | None = None
+    creating_application: str = ""
 
 
 class HistoryOut(Schema):

@@ -50,3 +50,43 @@ def test_zip_containers_are_told_apart() -> None:
 def test_extension_is_irrelevant() -> None:
     # A PDF named .jpg is a PDF (CAP-03): identify() never sees the name at all.
     assert identify(b"%PDF-1.7").name == "PDF"
+
+
+def _sampled(data: bytes) -> tuple[object, object]:
+    from medarchive.capture.formats import ContentSample
+
+    sample = ContentSample()
+    for start in range(0, len(data), 7000):  # as a stream arrives, in pieces
+        sample.feed(data[start : start + 7000])
+    return identify(sample.head), sample
+
+
+def test_creating_application_from_a_pdf_at_either_end() -> None:
+    from medarchive.capture.formats import creating_application
+
+    body = b"%PDF-1.4\n" + b"x" * 200_000
+    fmt, sample = _sampled(body + b"<< /Creator (Microsoft\\(R\\) Word 2019) /Producer (Acrobat) >>\n%%EOF")
+    assert creating_application(fmt, sample) == "Microsoft(R) Word 2019"  # Creator before Producer
+    fmt, sample = _sampled(body + b"<< /Producer (\xfe\xff\x00W\x00P\x00S) >>")
+    assert creating_application(fmt, sample) == "WPS"  # UTF-16 PDF string
+    fmt, sample = _sampled(b"%PDF-1.7\n<xmp:CreatorTool>OFD Reader 3</xmp:CreatorTool>" + b"y" * 200_000)
+    assert creating_application(fmt, sample) == "OFD Reader 3"
+    fmt, sample = _sampled(body)
+    assert creating_application(fmt, sample) == ""
+
+
+def test_creating_application_from_jpeg_exif() -> None:
+    import io
+
+    from PIL import Image
+
+    from medarchive.capture.formats import creating_application
+
+    exif = Image.Exif()
+    exif[0x0131] = "Canon DPP 4"
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, "JPEG", exif=exif)
+    fmt, sample = _sampled(buffer.getvalue())
+    assert creating_application(fmt, sample) == "Canon DPP 4"
+    fmt, sample = _sampled(b"\xff\xd8\xff\xe0garbage")
+    assert creating_application(fmt, sample) == ""
