@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.db.models import Q, QuerySet
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import Record
 from medarchive.core.errors import NotFound, ValidationError
+from medarchive.core.ids import parse_uuid
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import can, require, visible_to
@@ -80,20 +80,8 @@ def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: in
     paginator = Paginator(qs.order_by("-created_at", "pk"), page_size)
     number = min(page, max(paginator.num_pages, 1))
     items = list(paginator.page(number).object_list)
-    # A list shows titles: it is a read too (SEC-04). One entry per page, naming what was shown.
     filters = {k: str(v) for k, v in dataclasses.asdict(flt).items() if v not in ("", None)}
-    with transaction.atomic():
-        audit.record_event(
-            Action.RECORD_LIST,
-            actor=actor,
-            object_type="record",
-            details={
-                "filters": filters,
-                "page": number,
-                "shown": [str(r.pk) for r in items],
-                "total": paginator.count,
-            },
-        )
+    _audit_listing(actor, items, filters=filters, page=number, total=paginator.count)
     return Page(items=items, total=paginator.count, page=number, pages=paginator.num_pages, page_size=page_size)
 
 
@@ -101,23 +89,24 @@ def recent_records(actor: User, *, limit: int) -> list[Record]:
     """The newest records the actor may see, for the dashboard; audited like any list."""
     require(actor, Action.RECORD_LIST)
     items = list(visible_records(actor).order_by("-created_at")[:limit])
+    _audit_listing(actor, items, filters={"recent": str(limit)})
+    return items
+
+
+def _audit_listing(actor: User, items: list[Record], *, filters: dict[str, str], **extra: int) -> None:
+    """A list shows titles: it is a read too (SEC-04). One entry per list, naming what was shown."""
     with transaction.atomic():
         audit.record_event(
             Action.RECORD_LIST,
             actor=actor,
             object_type="record",
-            details={"filters": {"recent": str(limit)}, "shown": [str(r.pk) for r in items]},
+            details={"filters": filters, "shown": [str(r.pk) for r in items], **extra},
         )
-    return items
 
 
 def get_record(actor: User, record_id: Any) -> Record:
     """A record the actor may see, else NotFound (never reveal that an invisible record exists)."""
-    try:
-        key = uuid.UUID(str(record_id))
-    except ValueError:
-        raise NotFound(f"record {record_id} does not exist") from None
-    record = visible_records(actor).filter(pk=key).first()
+    record = visible_records(actor).filter(pk=parse_uuid(record_id)).first()
     if record is None:
         raise NotFound(f"record {record_id} does not exist")
     require(actor, Action.RECORD_METADATA_READ, record)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self
 
-from medarchive.core.errors import ValidationError
+from medarchive.core.errors import NotFound, ValidationError
 
 ADDRESS_PATTERN = re.compile(r"[0-9a-f]{64}")
 # Staged data younger than this may belong to a write still in progress.
@@ -81,6 +81,21 @@ class BlobStorage(Protocol):
         """Remove staged data left by crashed writers, older than `older_than`
         seconds; return how many leftovers were removed."""
         ...
+
+
+class StorageBase:
+    """What every adapter derives from its own `delete`."""
+
+    def delete(self, address: str) -> None:
+        raise NotImplementedError
+
+    def delete_if_exists(self, address: str) -> bool:
+        """Remove the object if present; True if something was removed."""
+        try:
+            self.delete(address)
+        except NotFound:
+            return False
+        return True
 
 
 class BaseStagedWrite(ABC):

@@ -27,6 +27,7 @@ from medarchive.preservation.storage.base import (
     ADDRESS_PATTERN,
     DEFAULT_STAGING_MAX_AGE,
     BaseStagedWrite,
+    StorageBase,
     check_address,
 )
 
@@ -43,7 +44,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class LocalStorage:
+class LocalStorage(StorageBase):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -76,13 +77,6 @@ class LocalStorage:
         except FileNotFoundError:
             raise NotFound(f"blob {address} not found", address=address) from None
         _fsync_dir(path.parent)
-
-    def delete_if_exists(self, address: str) -> bool:
-        try:
-            self.delete(address)
-        except NotFound:
-            return False
-        return True
 
     def stored_size(self, address: str) -> int:
         try:

@@ -30,6 +30,7 @@ from medarchive.preservation.storage.base import (
     ADDRESS_PATTERN,
     DEFAULT_STAGING_MAX_AGE,
     BaseStagedWrite,
+    StorageBase,
     check_address,
 )
 
@@ -42,7 +43,7 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-class S3Storage:
+class S3Storage(StorageBase):
     def __init__(
         self,
         bucket: str,
@@ -99,13 +100,6 @@ class S3Storage:
         # S3 deletes of missing keys succeed silently; the port promises NotFound.
         self._head(address)
         self.client.delete_object(Bucket=self.bucket, Key=self.key_for(address))
-
-    def delete_if_exists(self, address: str) -> bool:
-        try:
-            self.delete(address)
-        except NotFound:
-            return False
-        return True
 
     def stored_size(self, address: str) -> int:
         return int(self._head(address)["ContentLength"])
