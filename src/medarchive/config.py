@@ -12,6 +12,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medarchive.archiving.archival_code import DEFAULT_PATTERN as DEFAULT_ARCHIVAL_CODE_PATTERN
 from medarchive.core.errors import ConfigurationError
@@ -70,6 +71,15 @@ class Config:
     fonds_name: str
     audit_hash: str
     archival_code_pattern: str
+    resumable_threshold_bytes: int  # files larger than this are sent as resumable uploads
+    watch_dir: Path | None  # the watched drop folder (CAP-08); None = no watcher
+    email_backend: str
+    email_host: str
+    email_port: int
+    email_user: str
+    email_password: str = field(repr=False)
+    email_tls: bool
+    email_from: str
 
     @property
     def production(self) -> bool:
@@ -148,4 +158,27 @@ def load() -> Config:
         audit_hash=audit_hash,
         archival_code_pattern=_env("ARCHIVAL_CODE_PATTERN", DEFAULT_ARCHIVAL_CODE_PATTERN)
         or DEFAULT_ARCHIVAL_CODE_PATTERN,
+        resumable_threshold_bytes=_env_int("RESUMABLE_THRESHOLD_BYTES", 64 * 1024 * 1024),
+        watch_dir=Path(watch).expanduser().resolve() if (watch := _env("WATCH_DIR")) else None,
+        **_email(env),
     )
+
+
+def _email(env: str) -> dict[str, Any]:
+    """Reminders go through Django's mail backend: SMTP when a host is set, else files under
+    the data dir (embedded mode, so nothing is lost and an admin can read them)."""
+    host = _env("EMAIL_HOST", "") or ""
+    backend = (
+        "django.core.mail.backends.smtp.EmailBackend" if host else "django.core.mail.backends.filebased.EmailBackend"
+    )
+    if env == "test":
+        backend = "django.core.mail.backends.locmem.EmailBackend"
+    return {
+        "email_backend": _env("EMAIL_BACKEND", backend) or backend,
+        "email_host": host,
+        "email_port": _env_int("EMAIL_PORT", 25),
+        "email_user": _env("EMAIL_USER", "") or "",
+        "email_password": _env("EMAIL_PASSWORD", "") or "",
+        "email_tls": _env_bool("EMAIL_TLS", False),
+        "email_from": _env("EMAIL_FROM", "medarchive@localhost") or "medarchive@localhost",
+    }

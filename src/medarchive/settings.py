@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "medarchive.archiving",
     "medarchive.preservation",
     "medarchive.capture",
+    "medarchive.capture.fhir",
+    "medarchive.capture.duties",
     "medarchive.access",
 ]
 
@@ -140,6 +142,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 FILE_UPLOAD_HANDLERS = ["medarchive.capture.uploads.EncryptingUploadHandler"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o600
+
+EMAIL_BACKEND = CONFIG.email_backend
+EMAIL_FILE_PATH = str(CONFIG.data_dir / "mail")
+EMAIL_HOST = CONFIG.email_host
+EMAIL_PORT = CONFIG.email_port
+EMAIL_HOST_USER = CONFIG.email_user
+EMAIL_HOST_PASSWORD = CONFIG.email_password
+EMAIL_USE_TLS = CONFIG.email_tls
+DEFAULT_FROM_EMAIL = CONFIG.email_from
 
 LOGGING = {
     "version": 1,

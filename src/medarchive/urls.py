@@ -6,5 +6,6 @@ from medarchive.api import api
 
 urlpatterns = [
     path("api/v1/", api.urls),
+    path("fhir/r4/", include("medarchive.capture.fhir.urls")),
     path("", include("medarchive.web_urls")),
 ]

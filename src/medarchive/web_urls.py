@@ -1,6 +1,6 @@
 """URLs of the web UI."""
 
-from django.urls import path
+from django.urls import include, path
 from django.views.i18n import set_language
 
 from medarchive.access import views as access_views
@@ -18,4 +18,5 @@ urlpatterns = [
     path("records/<uuid:record_id>/", access_views.record_detail, name="record-detail"),
     path("records/<uuid:record_id>/files/<int:sequence>/", access_views.download, name="record-file"),
     path("records/<uuid:record_id>/<str:step>/", archiving_views.transition, name="record-transition"),
+    path("duties/", include("medarchive.capture.duties.urls")),
 ]

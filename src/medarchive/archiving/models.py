@@ -39,6 +39,9 @@ class ArchiveClass(models.Model):
     aggregation = models.CharField(max_length=8, choices=[(ITEM, _("件")), (VOLUME, _("卷"))], default=ITEM)
     default_retention = models.CharField(max_length=16)
     required_fields = models.JSONField(default=list)  # extra metadata keys this class must have
+    # Quality rules at the door (CAP-02/03/05): formats (MIME types identified from content),
+    # max_bytes per file, date_order pairs of metadata dates, auto_accept when nothing is found.
+    intake_rules = models.JSONField(default=dict)
     description = models.TextField(blank=True)
 
     class Meta:
@@ -89,6 +92,7 @@ class RecordState(models.TextChoices):
     ARCHIVED = "archived", _("已归档")
     ON_HOLD = "on_hold", _("冻结")
     DISPOSED = "disposed", _("已销毁")
+    WITHDRAWN = "withdrawn", _("已撤回")
 
 
 # 业务状态 as stored in 业务实体 rows: fixed Chinese terms, whatever the UI language.
@@ -99,6 +103,7 @@ BUSINESS_STATES = {
     RecordState.ARCHIVED: "已归档",
     RecordState.ON_HOLD: "冻结",
     RecordState.DISPOSED: "已销毁",
+    RecordState.WITHDRAWN: "已撤回",
 }
 SECURITY_LEVELS = ["公开", "内部", "秘密", "机密", "绝密"]
 OPEN_STATUSES = ["开放", "控制", "延期开放", "未审核"]
@@ -186,7 +191,7 @@ class Component(models.Model):
     format_version = models.CharField(_("格式版本"), max_length=32, blank=True)
     created = models.DateTimeField(_("创建时间"), null=True, blank=True)
     creating_application = models.CharField(_("文档创建程序"), max_length=200, blank=True)
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, db_index=True)  # exact-duplicate check at the door
     sm3 = models.CharField(max_length=64)
     blob = models.ForeignKey("preservation.Blob", on_delete=models.PROTECT, related_name="components")
     captured_at = models.DateTimeField(auto_now_add=True)

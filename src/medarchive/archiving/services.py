@@ -69,6 +69,7 @@ def install_defaults(fonds: Fonds | None = None) -> tuple[ClassificationScheme, 
                     aggregation=item["aggregation"],
                     default_retention=item["default_retention"],
                     required_fields=item.get("required_fields", []),
+                    intake_rules=item.get("intake", {}),
                 )
         if not ClassificationScheme.objects.filter(fonds=fonds, active=True).exists():
             ClassificationScheme.objects.filter(pk=scheme.pk).update(active=True)

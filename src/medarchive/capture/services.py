@@ -10,6 +10,7 @@ this call claimed, so a bad or interrupted submission leaves nothing behind.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -206,23 +207,40 @@ def _stage_one(incoming: IncomingFile, limit: int) -> tuple[StagedBlob, ContentS
     return incoming.staged, tap.sample
 
 
+OnWrite = Callable[[Record, list[Component]], None]
+
+
+def prestage(incoming: IncomingFile) -> int:
+    """Encrypt and hash a streamed file now (a submission checks its register before writing).
+    Returns the size in bytes; a later `create_record` uses the staged copy."""
+    blob, sample = _stage_one(incoming, settings.CONFIG.max_upload_bytes)
+    incoming.staged, incoming.sample = blob, sample
+    return blob.size
+
+
 def create_record(
     desc: Description,
     files: list[IncomingFile],
     *,
     actor: User,
     idempotency_key: str | None = None,
+    on_write: OnWrite | None = None,
 ) -> Record:
-    """Capture one record (件) with its files as a draft. Raises before writing anything on bad input."""
+    """Capture one record (件) with its files as a draft. Raises before writing anything on bad input.
+
+    `on_write` runs inside the record's transaction once its files are linked: intake uses it to
+    check and route the record in the same commit (one write transaction per record)."""
     try:
-        return _create_record(desc, files, actor=actor, idempotency_key=idempotency_key)
+        return _create_record(desc, files, actor=actor, idempotency_key=idempotency_key, on_write=on_write)
     finally:
         for incoming in files:  # whatever was staged and not taken by a record goes
             if incoming.staged is not None and incoming.staged.created is None:
                 incoming.discard()
 
 
-def _create_record(desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None) -> Record:
+def _create_record(
+    desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None, on_write: OnWrite | None
+) -> Record:
     fields = _validated(desc)
     require(actor, Action.RECORD_CREATE, department_id=fields["department"].pk)
     _check_open_status(actor, fields["open_status"], department_id=fields["department"].pk)
@@ -242,7 +260,7 @@ def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
     try:
         for item in staged:
             claimed.append(preservation.claim(item.blob))
-        record = _write_record(fields, staged, claimed, actor=actor, idempotency_key=idempotency_key)
+        record = _write_record(fields, staged, claimed, actor=actor, idempotency_key=idempotency_key, on_write=on_write)
     except BaseException as exc:
         preservation.release(claimed)
         if isinstance(exc, IntegrityError) and idempotency_key:
@@ -254,7 +272,13 @@ def _create_record(desc: Description, files: list[IncomingFile], *, actor: User,
 
 
 def _write_record(
-    fields: dict[str, Any], staged: list[_StagedFile], claimed: list[Blob], *, actor: User, idempotency_key: str | None
+    fields: dict[str, Any],
+    staged: list[_StagedFile],
+    claimed: list[Blob],
+    *,
+    actor: User,
+    idempotency_key: str | None,
+    on_write: OnWrite | None,
 ) -> Record:
     fonds = fields.pop("fonds")
     original_names = {item.name: item.original for item in staged if item.original}
@@ -274,6 +298,7 @@ def _write_record(
         )
         preservation.settle(claimed)
         events: list[PreservationEvent] = []
+        components: list[Component] = []
         for sequence, (item, row) in enumerate(zip(staged, claimed, strict=True), start=1):
             blob, fmt, name = item.blob, item.fmt, item.name
             component = Component.objects.create(
@@ -292,6 +317,7 @@ def _write_record(
                 sm3=blob.sm3,
                 blob=row,
             )
+            components.append(component)
             events += [
                 preservation.event(
                     PreservationEvent.INGESTION,
@@ -325,6 +351,8 @@ def _write_record(
                 "class": fields["archive_class"].code,
             },
         )
+        if on_write is not None:
+            on_write(record, components)
     return record
 
 

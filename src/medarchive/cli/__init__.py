@@ -38,9 +38,10 @@ def main_options(
 
 
 def _register() -> None:
-    from medarchive.cli import admin, demo, records, server, storage, volumes
+    from medarchive.cli import admin, batch, demo, dicom, duties, hl7, listen, records, server, storage, volumes
 
-    for module in (admin, records, volumes, storage, server, demo):
+    # hl7 and dicom add their commands to the `listen` group before it is registered.
+    for module in (admin, records, volumes, storage, server, demo, batch, hl7, dicom, duties, listen):
         module.register(app)
 
 

@@ -15,6 +15,7 @@ ROLE_LABELS = {
     Role.AUDITOR: _("Security auditor"),
     Role.ARCHIVIST: _("Archivist"),
     Role.OFFICER: _("Department records officer"),
+    Role.INTERFACE: _("System interface account"),
     Role.CLINICIAN: _("Clinician"),
     Role.RESEARCHER: _("Researcher"),
     Role.VIEWER: _("Read-only user"),

@@ -17,6 +17,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     ARCHIVIST = "archivist"
     OFFICER = "officer"
+    INTERFACE = "interface"  # a hospital system pushing records (HIS/EMR/PACS/LIS gateway)
     CLINICIAN = "clinician"
     RESEARCHER = "researcher"
     VIEWER = "viewer"
@@ -32,6 +33,8 @@ class Action(StrEnum):
     RECORD_ACCEPT = "record:accept"
     RECORD_ARCHIVE = "record:archive"
     RECORD_HOLD = "record:hold"
+    RECORD_REVIEW = "record:review"  # accept, return, fix at the door (CAP-02)
+    RECORD_WITHDRAW = "record:withdraw"
     RECORD_LIST = "record:list"
     RECORD_METADATA_READ = "record:metadata:read"
     RECORD_CONTENT_READ = "record:content:read"
@@ -40,6 +43,7 @@ class Action(StrEnum):
     USER_MANAGE = "user:manage"
     ROLE_ASSIGN = "user:role:assign"
     TOKEN_MANAGE = "token:manage"  # noqa: S105 - an action name, not a secret
+    DUTY_MANAGE = "duty:manage"
     AUDIT_READ = "audit:read"
     AUDIT_VERIFY = "audit:verify"
     FIXITY_VERIFY = "fixity:verify"
@@ -64,6 +68,8 @@ _RECORD_ACTIONS = {
     Action.RECORD_ACCEPT,
     Action.RECORD_ARCHIVE,
     Action.RECORD_HOLD,
+    Action.RECORD_REVIEW,
+    Action.RECORD_WITHDRAW,
     Action.RECORD_LIST,
     Action.RECORD_METADATA_READ,
     Action.RECORD_CONTENT_READ,
@@ -79,7 +85,16 @@ RECORD_GRANTS: dict[Role, dict[Action, Scope]] = {
         Action.RECORD_CREATE: Scope.DEPARTMENT,
         Action.RECORD_UPDATE: Scope.DEPARTMENT,
         Action.RECORD_SUBMIT: Scope.DEPARTMENT,
+        Action.RECORD_WITHDRAW: Scope.DEPARTMENT,
         Action.RECORD_PATIENT_READ: Scope.DEPARTMENT,
+    },
+    # A system account: pushes for every department and reads back what it may serve (FHIR GET).
+    # Give it scoped tokens; it never reviews, archives or holds.
+    Role.INTERFACE: {
+        **dict.fromkeys(_READ, Scope.ALL),
+        Action.RECORD_CREATE: Scope.ALL,
+        Action.RECORD_SUBMIT: Scope.ALL,
+        Action.RECORD_PATIENT_READ: Scope.ALL,
     },
     Role.CLINICIAN: {**dict.fromkeys(_READ, Scope.DEPARTMENT), Action.RECORD_PATIENT_READ: Scope.DEPARTMENT},
     Role.RESEARCHER: dict.fromkeys(_READ, Scope.OPEN),
@@ -97,7 +112,7 @@ SYSTEM_GRANTS: dict[Role, set[Action]] = {
     },
     Role.SECADMIN: {Action.ROLE_ASSIGN, Action.USER_MANAGE, Action.TOKEN_MANAGE},
     Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.FIXITY_VERIFY},
-    Role.ARCHIVIST: {Action.FIXITY_VERIFY},
+    Role.ARCHIVIST: {Action.FIXITY_VERIFY, Action.DUTY_MANAGE},
 }
 
 

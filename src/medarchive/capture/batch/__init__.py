@@ -1,0 +1,1 @@
+"""Batch manifests and watched folders: translate its input and calls capture.intake."""

@@ -1,0 +1,375 @@
+"""The door every record comes through: one submission, many records, each checked and routed.
+
+Every connector (REST, web, batch import, watched folder, HL7, FHIR, DICOM) builds `Item`s and
+calls `receive`. For each item, in the record's own transaction: the record is captured
+(登记), received (接收, state 已提交), checked against the class's rules (检测) and either
+auto-accepted or left in the review queue. A bad item is reported 不合格 with its reason and
+leaves nothing behind; the others go on. A declared register (归档登记表) that does not match
+what arrived fails the whole submission before any record is written (CAP-07).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from medarchive.archiving.models import Component, Record, RecordState
+from medarchive.archiving.services import missing_mandatory, record_step
+from medarchive.capture import quality, textprint
+from medarchive.capture.models import Channel, Intake, ReviewState, Submission, TextFingerprint
+from medarchive.capture.services import Description, IncomingFile, create_record, prestage
+from medarchive.capture.signals import intake_changed
+from medarchive.core import clock
+from medarchive.core.errors import DuplicateSubmission, MedarchiveError, ValidationError
+from medarchive.preservation.services import open_blob
+from medarchive.security.models import User
+from medarchive.security.roles import Action
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    """One record to capture: its description, files and the caller's idempotency key."""
+
+    description: Description
+    files: list[IncomingFile]
+    key: str | None = None
+    label: str = ""  # how the sender names it: row 7, MSH-10, a file name
+
+
+@dataclass(frozen=True)
+class Register:
+    """归档登记表: what the sender says it is sending (CAP-07)."""
+
+    item_count: int | None = None
+    total_bytes: int | None = None
+
+
+class RegisterMismatch(ValidationError):
+    code = "register_mismatch"
+
+
+@dataclass
+class ItemOutcome:
+    label: str
+    record: Record | None = None
+    intake: Intake | None = None
+    error: MedarchiveError | None = None
+    replayed: bool = False  # the key was used before: `record` is the earlier record
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label, "status": self.status}
+        if self.record is not None:
+            out |= {"record_id": str(self.record.pk), "electronic_no": self.record.electronic_no}
+        if self.intake is not None:
+            out |= {"review": str(self.intake.state), "errors": self.intake.errors, "warnings": self.intake.warnings}
+        if self.error is not None:
+            out["problem"] = self.error.as_problem()
+        return out
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "rejected"  # 不合格
+        return "replayed" if self.replayed else "received"
+
+
+@dataclass
+class SubmissionResult:
+    submission: Submission
+    outcomes: list[ItemOutcome] = field(default_factory=list)
+
+    @property
+    def received(self) -> list[ItemOutcome]:
+        return [o for o in self.outcomes if o.ok]
+
+    @property
+    def rejected(self) -> list[ItemOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+def receive(
+    items: list[Item],
+    *,
+    actor: User,
+    channel: Channel | str,
+    source: str = "",
+    key: str | None = None,
+    register: Register | None = None,
+) -> SubmissionResult:
+    """Capture a submission. Raises `RegisterMismatch` (nothing written but the failed
+    submission and its report) when a register is given and does not match."""
+    try:
+        sizes = _stage_items(items)
+        submission = _open_submission(actor, Channel(channel), source, key, register)
+        if register is not None:
+            _check_register(submission, register, items, sizes)
+        outcomes = [_receive_item(item, submission, actor) for item in items]
+    finally:
+        for item in items:
+            for incoming in item.files:
+                if incoming.staged is not None and incoming.staged.created is None:
+                    incoming.discard()
+    _close_submission(submission, outcomes)
+    return SubmissionResult(submission, outcomes)
+
+
+def _stage_items(items: list[Item]) -> list[int | None]:
+    """Encrypt+hash every streamed file now, so the register can be checked before anything is
+    written. A file that cannot be staged (empty, too large) fails its item, not the batch."""
+    sizes: list[int | None] = []
+    for item in items:
+        total: int | None = 0
+        for incoming in item.files:
+            try:
+                size = prestage(incoming)
+            except MedarchiveError as exc:
+                incoming.error = exc
+                total = None
+                break
+            total = (total or 0) + size
+        sizes.append(total)
+    return sizes
+
+
+def _open_submission(
+    actor: User, channel: Channel, source: str, key: str | None, register: Register | None
+) -> Submission:
+    if key is not None:
+        existing = Submission.objects.filter(created_by=actor, key=key).first()
+        if existing is not None:
+            return existing  # a retry: items already captured answer as replayed
+    try:
+        with transaction.atomic():
+            return Submission.objects.create(
+                channel=channel,
+                source=source[:200],
+                key=key,
+                created_by=actor,
+                declared_count=register.item_count if register else None,
+                declared_bytes=register.total_bytes if register else None,
+            )
+    except IntegrityError:  # a concurrent retry with the same key won
+        return Submission.objects.get(created_by=actor, key=key)
+
+
+def _check_register(submission: Submission, register: Register, items: list[Item], sizes: list[int | None]) -> None:
+    problems = []
+    actual_bytes = sum(s or 0 for s in sizes)
+    if register.item_count is not None and register.item_count != len(items):
+        problems.append(f"总件数不符 item count: declared {register.item_count}, received {len(items)}")
+    if register.total_bytes is not None and register.total_bytes != actual_bytes:
+        problems.append(f"总字节数不符 total bytes: declared {register.total_bytes}, received {actual_bytes}")
+    if not problems:
+        return
+    submission.state = Submission.REJECTED
+    submission.report = {
+        "register": {
+            "declared_count": register.item_count,
+            "declared_bytes": register.total_bytes,
+            "received_count": len(items),
+            "received_bytes": actual_bytes,
+        },
+        "problems": problems,
+    }
+    submission.save(update_fields=["state", "report"])
+    raise RegisterMismatch(
+        "the register does not match the submission: " + "; ".join(problems),
+        field="register",
+        submission_id=str(submission.pk),
+        problems=problems,
+    )
+
+
+def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcome:
+    outcome = ItemOutcome(label=item.label)
+    try:
+        record = create_record(
+            item.description,
+            item.files,
+            actor=actor,
+            idempotency_key=item.key,
+            on_write=lambda record, components: _route(record, components, submission, item.label, actor),
+        )
+    except DuplicateSubmission as exc:
+        earlier = Record.objects.filter(pk=str(exc.details.get("record_id", ""))).select_related("intake").first()
+        if earlier is None:
+            outcome.error = exc
+            return outcome
+        outcome.record, outcome.replayed = earlier, True
+        outcome.intake = getattr(earlier, "intake", None)
+        return outcome
+    except MedarchiveError as exc:
+        log.info("submission %s: %s rejected: %s", submission.pk, item.label or "item", exc.message)
+        outcome.error = exc
+        return outcome
+    outcome.record, outcome.intake = record, record.intake
+    return outcome
+
+
+def _close_submission(submission: Submission, outcomes: list[ItemOutcome]) -> None:
+    report = dict(submission.report or {})
+    report["items"] = [*report.get("items", []), *[o.as_dict() for o in outcomes if not o.replayed]]
+    submission.report = report
+    received = [o for o in outcomes if o.ok and not o.replayed and o.record is not None]
+    submission.received_count += len(received)
+    submission.received_bytes += sum(
+        size for o in received if o.record is not None for size in o.record.components.values_list("size", flat=True)
+    )
+    submission.failed_count += sum(1 for o in outcomes if not o.ok)
+    submission.save(update_fields=["report", "received_count", "received_bytes", "failed_count"])
+
+
+def _route(record: Record, components: list[Component], submission: Submission, label: str, actor: User) -> None:
+    """Inside the record's transaction: receive it, check it, accept it when the class allows."""
+    record.state = RecordState.SUBMITTED
+    record.save(update_fields=["state", "updated_at"])
+    intake = Intake.objects.create(record=record, submission=submission, label=label[:200])
+    record_step(
+        record,
+        Action.RECORD_SUBMIT,
+        actor=actor,
+        verb="接收",
+        basis=f"{submission.get_channel_display()} {submission.source}".strip()[:200],
+        description=f"submission {submission.pk}",
+        details={"submission": str(submission.pk), "channel": submission.channel},
+    )
+    fingerprint(components)
+    check(record, intake, actor=actor)
+    intake_changed.send(sender=Intake, intake=intake, step="received")
+
+
+def fingerprint(components: list[Component]) -> None:
+    """Store the text fingerprint of each file that has readable text (near-duplicate check)."""
+    rows = []
+    for component in components:
+        if component.size > textprint.MAX_BYTES:
+            continue
+        if component.mime_type not in textprint.TEXT_TYPES | {"application/pdf", textprint.DOCX}:
+            continue
+        data = b"".join(open_blob(component.blob))
+        value = textprint.simhash(textprint.extract(component.mime_type, data))
+        if value is None:
+            continue
+        b0, b1, b2, b3 = textprint.bands(value)
+        rows.append(
+            TextFingerprint(
+                component=component,
+                simhash=textprint.to_signed(value),
+                band0=b0,
+                band1=b1,
+                band2=b2,
+                band3=b3,
+                characters=len(textprint.normalize(textprint.extract(component.mime_type, data))),
+            )
+        )
+    TextFingerprint.objects.bulk_create(rows)
+
+
+def _duplicates(record: Record) -> list[quality.Finding]:
+    found: list[quality.Finding] = []
+    for component in record.components.all():
+        twin = (
+            Component.objects.filter(sha256=component.sha256)
+            .exclude(record=record)
+            .exclude(record__state=RecordState.WITHDRAWN)
+            .select_related("record")
+            .first()
+        )
+        if twin is not None:
+            found.append(
+                quality.Finding(
+                    "duplicate",
+                    quality.ERROR,
+                    f"{component.filename}: identical content is already in record {twin.record.electronic_no}",
+                    field="files",
+                    params=(("file", component.filename), ("record", twin.record.electronic_no)),
+                )
+            )
+        near = _near_duplicate(component, record)
+        if near is not None:
+            other, bits = near
+            found.append(
+                quality.Finding(
+                    "near_duplicate",
+                    quality.WARNING,
+                    f"{component.filename}: text is nearly identical to record {other.electronic_no}"
+                    f" ({bits} of 64 bits differ)",
+                    field="files",
+                    params=(("file", component.filename), ("record", other.electronic_no), ("bits", str(bits))),
+                )
+            )
+    return found
+
+
+def _near_duplicate(component: Component, record: Record) -> tuple[Record, int] | None:
+    mine = TextFingerprint.objects.filter(component=component).first()
+    if mine is None:
+        return None
+    same_band = Q(band0=mine.band0) | Q(band1=mine.band1) | Q(band2=mine.band2) | Q(band3=mine.band3)
+    candidates = (
+        TextFingerprint.objects.filter(same_band)
+        .exclude(component__record=record)
+        .exclude(component__record__state=RecordState.WITHDRAWN)
+        .select_related("component__record")[:200]
+    )
+    best: tuple[Record, int] | None = None
+    for other in candidates:
+        bits = textprint.distance(mine.simhash, other.simhash)
+        if bits <= textprint.NEAR_BITS and (best is None or bits < best[1]):
+            best = (other.component.record, bits)
+    # An exact byte duplicate is reported as such; near means the text matches, the bytes do not.
+    if best is not None and best[0].components.filter(sha256=component.sha256).exists():
+        return None
+    return best
+
+
+def check(record: Record, intake: Intake, *, actor: User) -> list[quality.Finding]:
+    """Run every rule on the record as it stands; store the findings; auto-accept when clean and
+    allowed. Call inside the record's transaction."""
+    rules = record.archive_class.intake_rules or {}
+    files = [quality.FileFacts(c.filename, c.size, c.mime_type, c.format_name) for c in record.components.all()]
+    findings = [
+        *quality.mandatory(missing_mandatory(record)),
+        *quality.formats(rules, record.archive_class.code, files),
+        *quality.sizes(rules, files),
+        *quality.dates(rules, record.date, record.metadata, clock.today()),
+        *_duplicates(record),
+    ]
+    intake.findings = [f.as_dict() for f in findings]
+    intake.errors = sum(1 for f in findings if f.severity == quality.ERROR)
+    intake.warnings = len(findings) - intake.errors
+    intake.checked_at = clock.now()
+    intake.save(update_fields=["findings", "errors", "warnings", "checked_at"])
+    record_step(
+        record,
+        Action.RECORD_SUBMIT,
+        actor=actor,
+        verb="检测",
+        description=("质量检查通过" if not findings else f"质量检查: {intake.errors} 项错误, {intake.warnings} 项警告"),
+        details={"errors": intake.errors, "warnings": intake.warnings, "rules": sorted({f.rule for f in findings})},
+    )
+    if quality.auto_accepts(rules, findings):
+        record.state = RecordState.ACCEPTED
+        record.save(update_fields=["state", "updated_at"])
+        intake.state = ReviewState.ACCEPTED
+        intake.reviewed_at = clock.now()
+        intake.save(update_fields=["state", "reviewed_at"])
+        record_step(
+            record,
+            Action.RECORD_ACCEPT,
+            actor=actor,
+            verb="接收",
+            basis="自动接收: 质量检查全部通过",
+            details={"auto": True},
+        )
+    return findings
