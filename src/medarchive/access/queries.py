@@ -104,6 +104,9 @@ def _audit_listing(actor: User, items: list[Record], *, filters: dict[str, str],
         )
 
 
+audit_listing = _audit_listing  # for other stages' lists (review queue, inbox)
+
+
 def get_record(actor: User, record_id: Any) -> Record:
     """A record the actor may see, else NotFound (never reveal that an invisible record exists)."""
     record = visible_records(actor).filter(pk=parse_uuid(record_id)).first()

@@ -115,3 +115,28 @@ class TextFingerprint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.simhash:016x}"
+
+
+class Upload(models.Model):
+    """A resumable upload of one large file: pieces arrive over several requests (CAP-07).
+
+    Each piece is sealed with a per-upload data key (wrapped by the key ring like a blob's)
+    before it touches the disk; a completed upload is then captured like any other file.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    filename = models.CharField(max_length=255)
+    size = models.BigIntegerField()  # declared total
+    offset = models.BigIntegerField(default=0)  # bytes received so far
+    key_id = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)  # taken by a submission
+
+    def __str__(self) -> str:
+        return f"{self.filename} {self.offset}/{self.size}"
+
+    @property
+    def complete(self) -> bool:
+        return self.offset == self.size

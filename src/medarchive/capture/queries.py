@@ -1,0 +1,114 @@
+"""Reading the door: the review queue, the returned-items inbox, submissions and their registers.
+
+Every list starts from `visible_to(actor)` and is audited like any list of records (SEC-04).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+
+from medarchive.access.queries import MAX_PAGE_SIZE, audit_listing
+from medarchive.capture.models import Intake, ReviewState, Submission
+from medarchive.core.errors import NotFound, ValidationError
+from medarchive.core.ids import parse_uuid
+from medarchive.security.models import User
+from medarchive.security.permissions import require, visible_to
+from medarchive.security.roles import Action
+
+
+@dataclass(frozen=True)
+class IntakePage:
+    items: list[Intake]
+    total: int
+    page: int
+    pages: int
+    page_size: int
+
+
+def _visible_intakes(actor: User, action: Action) -> QuerySet[Intake]:
+    return Intake.objects.filter(record__in=_records(actor, action)).select_related(
+        "record", "record__archive_class", "record__department", "submission"
+    )
+
+
+def _records(actor: User, action: Action) -> Any:
+    from medarchive.archiving.models import Record  # noqa: PLC0415 - keep the query module light
+
+    return Record.objects.filter(visible_to(actor, action)).values("pk")
+
+
+def _page(qs: QuerySet[Intake], page: int, page_size: int) -> tuple[list[Intake], int, int, int]:
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValidationError(f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size")
+    if page < 1:
+        raise ValidationError("page must be 1 or more", field="page")
+    paginator = Paginator(qs, page_size)
+    number = min(page, max(paginator.num_pages, 1))
+    return list(paginator.page(number).object_list), paginator.count, number, paginator.num_pages
+
+
+def review_queue(
+    actor: User,
+    *,
+    state: str = ReviewState.PENDING,
+    class_code: str = "",
+    department_code: str = "",
+    channel: str = "",
+    errors_only: bool = False,
+    page: int = 1,
+    page_size: int = 25,
+) -> IntakePage:
+    """What waits at the door, oldest first (the archive works first in, first out)."""
+    require(actor, Action.RECORD_REVIEW)
+    if state not in ReviewState.values:
+        raise ValidationError(f"state must be one of {', '.join(ReviewState.values)}", field="state")
+    qs = _visible_intakes(actor, Action.RECORD_REVIEW).filter(state=state)
+    if class_code:
+        qs = qs.filter(record__archive_class__code=class_code)
+    if department_code:
+        qs = qs.filter(record__department__code=department_code)
+    if channel:
+        qs = qs.filter(submission__channel=channel)
+    if errors_only:
+        qs = qs.filter(errors__gt=0)
+    items, total, number, pages = _page(qs.order_by("pk"), page, page_size)
+    filters = {"queue": state, "class": class_code, "department": department_code, "channel": channel}
+    audit_listing(actor, [i.record for i in items], filters={k: v for k, v in filters.items() if v}, page=number)
+    return IntakePage(items, total, number, pages, page_size)
+
+
+def returned_inbox(actor: User, *, page: int = 1, page_size: int = 25) -> IntakePage:
+    """What the archive sent back to the actor's department (all departments for the archive)."""
+    require(actor, Action.RECORD_LIST)
+    qs = _visible_intakes(actor, Action.RECORD_LIST).filter(state=ReviewState.RETURNED).order_by("-reviewed_at", "pk")
+    items, total, number, pages = _page(qs, page, page_size)
+    audit_listing(actor, [i.record for i in items], filters={"inbox": "returned"}, page=number)
+    return IntakePage(items, total, number, pages, page_size)
+
+
+def submissions(actor: User, *, page: int = 1, page_size: int = 25) -> tuple[list[Submission], int, int, int]:
+    """The actor's own submissions; the archive sees everyone's."""
+    require(actor, Action.RECORD_LIST)
+    qs = Submission.objects.all() if _reviews(actor) else Submission.objects.filter(created_by=actor)
+    paginator = Paginator(qs.order_by("-created_at", "pk"), min(max(page_size, 1), MAX_PAGE_SIZE))
+    number = min(max(page, 1), max(paginator.num_pages, 1))
+    return list(paginator.page(number).object_list), paginator.count, number, paginator.num_pages
+
+
+def get_submission(actor: User, submission_id: Any) -> Submission:
+    require(actor, Action.RECORD_LIST)
+    qs = Submission.objects.all() if _reviews(actor) else Submission.objects.filter(created_by=actor)
+    found = qs.filter(pk=parse_uuid(submission_id)).first()
+    if found is None:
+        raise NotFound(f"submission {submission_id} does not exist")
+    return found
+
+
+def _reviews(actor: User) -> bool:
+    from medarchive.security.permissions import can  # noqa: PLC0415
+
+    return can(actor, Action.RECORD_REVIEW)

@@ -1,0 +1,183 @@
+"""Resumable uploads for large files: create, append pieces at an offset, resume after a break.
+
+The protocol is deliberately small (the core of tus 1.0): `POST /uploads` declares name and
+size; `PATCH /uploads/{id}` with `Upload-Offset` appends the request body; `GET` tells the
+offset to resume from. Pieces are sealed frames (AES-256-GCM, or SM4-GCM per configuration) under a
+per-upload data key, so nothing reaches the disk in plaintext; frames carry their offset as
+associated data, so a reordered or replaced frame does not decrypt. The finished upload is
+read back as a stream and captured by the usual service (one more encrypt+hash pass: the
+price of keeping every capture on one code path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import shutil
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import transaction
+
+from medarchive.capture.models import Upload
+from medarchive.core import clock
+from medarchive.core.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
+from medarchive.core.filenames import clean_filename
+from medarchive.core.ids import parse_uuid
+from medarchive.preservation.crypto import CipherSuite, aead_decrypt, aead_encrypt
+from medarchive.preservation.services import blob_store
+from medarchive.security.models import User
+from medarchive.security.permissions import require
+from medarchive.security.roles import Action
+
+FRAME = 1024 * 1024
+_HEADER = struct.Struct(">QI")  # offset, sealed length
+STALE_AFTER = dt.timedelta(days=2)
+
+
+def _dir(upload_id: Any) -> Path:
+    return Path(settings.CONFIG.data_dir) / "uploads" / str(upload_id)
+
+
+def _suite() -> CipherSuite:
+    return CipherSuite(settings.CONFIG.cipher)
+
+
+def start(*, actor: User, filename: str, size: int) -> Upload:
+    require(actor, Action.RECORD_CREATE)
+    name = clean_filename(filename, field="filename").name
+    if size <= 0:
+        raise ValidationError("size must be more than 0 bytes", field="size")
+    if size > settings.CONFIG.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"{size} bytes is more than the limit of {settings.CONFIG.max_upload_bytes}", field="size"
+        )
+    key_id, wrapped = blob_store().keyring.wrap(secrets.token_bytes(_suite().key_size))
+    upload = Upload.objects.create(filename=name, size=size, key_id=key_id, wrapped_key=wrapped, created_by=actor)
+    _dir(upload.pk).mkdir(parents=True, mode=0o700)
+    return upload
+
+
+def get(actor: User, upload_id: Any) -> Upload:
+    """Only its creator sees an upload (nobody else could even guess its id, but we do not rely on that)."""
+    found = Upload.objects.filter(pk=parse_uuid(upload_id), created_by=actor).first()
+    if found is None:
+        raise NotFound(f"upload {upload_id} does not exist")
+    return found
+
+
+def append(actor: User, upload_id: Any, *, offset: int, body: IO[bytes], length: int | None) -> Upload:
+    """Append the bytes of `body` at `offset` (which must be where the upload stands)."""
+    with transaction.atomic():
+        upload = Upload.objects.select_for_update().filter(pk=parse_uuid(upload_id), created_by=actor).first()
+        if upload is None:
+            raise NotFound(f"upload {upload_id} does not exist")
+        if upload.used_at is not None:
+            raise Conflict("this upload was already used by a submission", field="upload")
+        if offset != upload.offset:
+            raise Conflict(
+                f"Upload-Offset {offset} does not match the {upload.offset} bytes received; resume from there",
+                field="Upload-Offset",
+                offset=upload.offset,
+            )
+        if length is not None and upload.offset + length > upload.size:
+            raise PayloadTooLarge(f"this piece would go past the declared size {upload.size}", field="body")
+        key = blob_store().keyring.unwrap(upload.key_id, bytes(upload.wrapped_key))
+        part = _dir(upload.pk) / f"{offset:016d}.part"
+        written = 0
+        try:
+            with open(part, "xb") as out:
+                while piece := body.read(FRAME):
+                    if upload.offset + written + len(piece) > upload.size:
+                        raise PayloadTooLarge(f"this piece goes past the declared size {upload.size}", field="body")
+                    at = offset + written
+                    nonce = secrets.token_bytes(12)
+                    sealed = aead_encrypt(_suite(), key, nonce, piece, _aad(upload, at))
+                    out.write(_HEADER.pack(at, len(sealed)) + nonce + sealed)
+                    written += len(piece)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            part.unlink(missing_ok=True)  # a broken piece is dropped whole; the client resumes at the old offset
+            raise
+        if written == 0:
+            part.unlink(missing_ok=True)
+            raise ValidationError("the piece is empty", field="body")
+        upload.offset += written
+        upload.save(update_fields=["offset"])
+    return upload
+
+
+def _aad(upload: Upload, offset: int) -> bytes:
+    return f"medarchive-upload:{upload.pk}:{offset}".encode()
+
+
+class _Reader:
+    """The finished upload as a plaintext stream, piece by piece."""
+
+    def __init__(self, upload: Upload) -> None:
+        self._frames = self._iter(upload)
+        self._buffer = b""
+
+    @staticmethod
+    def _iter(upload: Upload) -> Iterator[bytes]:
+        key = blob_store().keyring.unwrap(upload.key_id, bytes(upload.wrapped_key))
+        expected = 0
+        for part in sorted(_dir(upload.pk).glob("*.part")):
+            with open(part, "rb") as handle:
+                while header := handle.read(_HEADER.size):
+                    at, length = _HEADER.unpack(header)
+                    if at != expected:
+                        raise Conflict(f"upload {upload.pk} has a gap at byte {expected}", field="upload")
+                    nonce, sealed = handle.read(12), handle.read(length)
+                    plain = aead_decrypt(_suite(), key, nonce, sealed, _aad(upload, at))
+                    expected += len(plain)
+                    yield plain
+        if expected != upload.size:
+            raise Conflict(f"upload {upload.pk} has {expected} of {upload.size} bytes", field="upload")
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            piece = next(self._frames, None)
+            if piece is None:
+                break
+            self._buffer += piece
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def take(actor: User, upload_id: Any) -> tuple[Upload, IO[bytes]]:
+    """A completed upload for a submission: its name and a plaintext stream of it."""
+    upload = get(actor, upload_id)
+    if upload.used_at is not None:
+        raise Conflict(f"upload {upload.pk} was already used by a submission", field="upload")
+    if not upload.complete:
+        raise Conflict(
+            f"upload {upload.pk} is incomplete: {upload.offset} of {upload.size} bytes",
+            field="upload",
+            offset=upload.offset,
+        )
+    return upload, _Reader(upload)  # type: ignore[return-value]
+
+
+def finish(upload: Upload) -> None:
+    """Mark used and drop the pieces (after the record that holds the content is committed)."""
+    Upload.objects.filter(pk=upload.pk).update(used_at=clock.now())
+    shutil.rmtree(_dir(upload.pk), ignore_errors=True)
+
+
+def purge_stale() -> str:
+    """Periodic: drop uploads abandoned for STALE_AFTER (their pieces are useless without the client)."""
+    cutoff = clock.now() - STALE_AFTER
+    stale = list(Upload.objects.filter(created_at__lt=cutoff, used_at__isnull=True).values_list("pk", flat=True))
+    for upload_id in stale:
+        shutil.rmtree(_dir(upload_id), ignore_errors=True)
+    Upload.objects.filter(pk__in=stale).delete()
+    return f"{len(stale)} abandoned upload(s) removed"
