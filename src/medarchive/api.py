@@ -10,7 +10,8 @@ from ninja.errors import ValidationError as NinjaValidationError
 from medarchive import __version__
 from medarchive.access import api as access_api  # noqa: F401  (adds its operations to the records router)
 from medarchive.archiving import api as archiving_api  # noqa: F401
-from medarchive.capture import api as capture_api  # noqa: F401
+from medarchive.capture import api as capture_api
+from medarchive.capture import submissions_api
 from medarchive.core.errors import MedarchiveError, PermissionDenied
 from medarchive.core.routers import records
 from medarchive.preservation.api import router as preservation_router
@@ -70,5 +71,8 @@ def health(request: HttpRequest) -> dict[str, str]:
 
 
 api.add_router("/records", records)
+api.add_router("/submissions", submissions_api.router)
+api.add_router("/uploads", submissions_api.uploads)
+api.add_router("/review", capture_api.review_router)
 api.add_router("/preservation", preservation_router, tags=["preservation"])
 api.add_router("/audit", security_router, tags=["security"])

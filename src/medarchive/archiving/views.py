@@ -10,11 +10,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from medarchive.archiving import services
+from medarchive.capture import review
 from medarchive.core.errors import MedarchiveError, PermissionDenied
 from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 
-_STEPS = {"submit": services.submit_record, "accept": services.accept_record, "archive": services.archive_record}
+_STEPS = {"submit": review.submit, "accept": review.accept, "archive": services.archive_record}
 
 
 @login_required

@@ -1,20 +1,24 @@
-"""POST /api/v1/records: a record with its files, as multipart/form-data."""
+"""Capture on /api/v1/records (a record with its files; its review at the door) and /api/v1/review."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID
 
 from django.http import HttpRequest
-from ninja import File, Form, Status
+from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from medarchive.access.queries import describe
-from medarchive.capture import services
-from medarchive.core.errors import ValidationError
+from medarchive.access.queries import describe, get_record
+from medarchive.capture import queries, review, services
+from medarchive.capture.models import Intake
+from medarchive.core.errors import NotFound, ValidationError
 from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
 from medarchive.security.api_auth import actor_of
+
+MAX_BULK = 500
 
 
 def _metadata(raw: str) -> dict[str, Any]:
@@ -70,3 +74,148 @@ def create_record(
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
     return Status(201, RecordOut.from_description(describe(record, actor_of(request))))
+
+
+class CommentIn(Schema):
+    comment: str
+
+
+class ReasonIn(Schema):
+    reason: str
+
+
+class IntakeOut(Schema):
+    record_id: str
+    electronic_no: str
+    title: str
+    class_code: str
+    department: str
+    state: str  # pending | returned | accepted | withdrawn
+    channel: str
+    submission_id: str
+    label: str
+    errors: int
+    warnings: int
+    findings: list[dict[str, Any]]
+    comment: str
+    rounds: int
+    checked_at: str | None
+
+    @staticmethod
+    def of(intake: Intake) -> IntakeOut:
+        record = intake.record
+        return IntakeOut(
+            record_id=str(record.pk),
+            electronic_no=record.electronic_no,
+            title=record.title,
+            class_code=record.archive_class.code,
+            department=record.department.code,
+            state=intake.state,
+            channel=intake.submission.channel,
+            submission_id=str(intake.submission_id),
+            label=intake.label,
+            errors=intake.errors,
+            warnings=intake.warnings,
+            findings=intake.findings,
+            comment=intake.comment,
+            rounds=intake.rounds,
+            checked_at=intake.checked_at.isoformat() if intake.checked_at else None,
+        )
+
+
+def _intake(request: HttpRequest, record_id: UUID) -> IntakeOut:
+    record = get_record(actor_of(request), record_id)
+    found = Intake.objects.filter(record=record).select_related("record", "submission").first()
+    if found is None:
+        raise NotFound(f"record {record.electronic_no} has not been submitted to the archive")
+    return IntakeOut.of(found)
+
+
+@records.get("/{record_id}/intake", tags=["capture"], response={200: IntakeOut, **ERRORS}, summary="Review state")
+def get_intake(request: HttpRequest, record_id: UUID) -> IntakeOut:
+    """What the checks at the door found, and where the record stands in the review."""
+    return _intake(request, record_id)
+
+
+@records.post(
+    "/{record_id}/return", tags=["capture"], response={200: IntakeOut, **ERRORS}, summary="Return to the department"
+)
+def return_record(request: HttpRequest, record_id: UUID, body: CommentIn) -> IntakeOut:
+    review.return_to_department(record_id, actor=actor_of(request), comment=body.comment)
+    return _intake(request, record_id)
+
+
+@records.post(
+    "/{record_id}/withdraw", tags=["capture"], response={200: IntakeOut, **ERRORS}, summary="Withdraw a submission"
+)
+def withdraw_record(request: HttpRequest, record_id: UUID, body: ReasonIn) -> IntakeOut:
+    review.withdraw(record_id, actor=actor_of(request), reason=body.reason)
+    return _intake(request, record_id)
+
+
+@records.post("/{record_id}/recheck", tags=["capture"], response={200: IntakeOut, **ERRORS}, summary="Check again")
+def recheck_record(request: HttpRequest, record_id: UUID) -> IntakeOut:
+    review.recheck(record_id, actor=actor_of(request))
+    return _intake(request, record_id)
+
+
+review_router = Router(tags=["capture"])
+
+
+class IntakePageOut(Schema):
+    items: list[IntakeOut]
+    total: int
+    page: int
+    pages: int
+
+
+class BulkIn(Schema):
+    record_ids: list[str]
+
+
+class BulkOut(Schema):
+    record_id: str
+    ok: bool
+    message: str
+
+
+@review_router.get("/queue", response={200: IntakePageOut, **ERRORS}, summary="The review queue")
+def queue(
+    request: HttpRequest,
+    state: str = "pending",
+    class_code: str = "",
+    department: str = "",
+    channel: str = "",
+    errors_only: bool = False,
+    page: int = 1,
+    page_size: int = 25,
+) -> IntakePageOut:
+    found = queries.review_queue(
+        actor_of(request),
+        state=state,
+        class_code=class_code,
+        department_code=department,
+        channel=channel,
+        errors_only=errors_only,
+        page=page,
+        page_size=page_size,
+    )
+    return IntakePageOut(
+        items=[IntakeOut.of(i) for i in found.items], total=found.total, page=found.page, pages=found.pages
+    )
+
+
+@review_router.get("/returned", response={200: IntakePageOut, **ERRORS}, summary="Returned to my department")
+def returned(request: HttpRequest, page: int = 1, page_size: int = 25) -> IntakePageOut:
+    found = queries.returned_inbox(actor_of(request), page=page, page_size=page_size)
+    return IntakePageOut(
+        items=[IntakeOut.of(i) for i in found.items], total=found.total, page=found.page, pages=found.pages
+    )
+
+
+@review_router.post("/accept", response={200: list[BulkOut], **ERRORS}, summary="Accept many records")
+def accept_many(request: HttpRequest, body: BulkIn) -> list[BulkOut]:
+    """Each record is accepted on its own; those with errors (or already handled) say why."""
+    if not body.record_ids or len(body.record_ids) > MAX_BULK:
+        raise ValidationError(f"send between 1 and {MAX_BULK} record ids", field="record_ids")
+    return [BulkOut(**vars(o)) for o in review.accept_many(body.record_ids, actor=actor_of(request))]

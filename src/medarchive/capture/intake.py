@@ -172,6 +172,7 @@ def _check_register(submission: Submission, register: Register, items: list[Item
     if not problems:
         return
     submission.state = Submission.REJECTED
+    submission.key = None  # the key is free again: a corrected retry is a new submission
     submission.report = {
         "register": {
             "declared_count": register.item_count,
@@ -181,7 +182,7 @@ def _check_register(submission: Submission, register: Register, items: list[Item
         },
         "problems": problems,
     }
-    submission.save(update_fields=["state", "report"])
+    submission.save(update_fields=["state", "key", "report"])
     raise RegisterMismatch(
         "the register does not match the submission: " + "; ".join(problems),
         field="register",

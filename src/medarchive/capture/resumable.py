@@ -116,10 +116,11 @@ def _aad(upload: Upload, offset: int) -> bytes:
     return f"medarchive-upload:{upload.pk}:{offset}".encode()
 
 
-class _Reader:
+class UploadReader:
     """The finished upload as a plaintext stream, piece by piece."""
 
     def __init__(self, upload: Upload) -> None:
+        self.upload = upload
         self._frames = self._iter(upload)
         self._buffer = b""
 
@@ -164,7 +165,7 @@ def take(actor: User, upload_id: Any) -> tuple[Upload, IO[bytes]]:
             field="upload",
             offset=upload.offset,
         )
-    return upload, _Reader(upload)  # type: ignore[return-value]
+    return upload, UploadReader(upload)  # type: ignore[return-value]
 
 
 def finish(upload: Upload) -> None:

@@ -83,7 +83,7 @@ def accept(record_id: Any, *, actor: User, comment: str = "", override: bool = F
     overrides them, with a reason that is kept as the 行为依据."""
     comment = _comment(comment, required=override)
     with transaction.atomic():
-        record = locked_record(record_id, actor=actor, action=Action.RECORD_REVIEW)
+        record = locked_record(record_id, actor=actor, action=Action.RECORD_ACCEPT)
         intake = Intake.objects.select_for_update().filter(record=record).first()
         if intake is None:  # captured before the door existed (or by an older client): accept as is
             if record.state != RecordState.SUBMITTED:

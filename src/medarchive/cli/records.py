@@ -256,9 +256,11 @@ def _transition(name: str) -> Any:
         runtime.ensure_initialised()
         from medarchive.access.queries import describe
         from medarchive.archiving import services
+        from medarchive.capture import review
 
         user = runtime.actor(as_user)
-        record = getattr(services, f"{name}_record")(record_id, actor=user)
+        step = {"submit": review.submit, "accept": review.accept, "archive": services.archive_record}[name]
+        record = step(record_id, actor=user)
         if json_out:
             emit_json(describe(record, user, with_files=False))
         else:

@@ -5,6 +5,15 @@ from importlib import resources
 
 from django.db import migrations, models
 
+from medarchive.archiving.guards import RECORD_GUARDS_V2
+from medarchive.core import dbtriggers
+
+
+def reinstall_guards(apps, schema_editor):
+    """SQLite rebuilds a table to alter a column, and its triggers go with the old table."""
+    dbtriggers.uninstall(schema_editor, RECORD_GUARDS_V2)
+    dbtriggers.install(schema_editor, RECORD_GUARDS_V2)
+
 
 def fill_intake_rules(apps, schema_editor):
     """Classes installed before this migration get the shipped rules of their scheme version."""
@@ -54,4 +63,5 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(fill_intake_rules, migrations.RunPython.noop),
+        migrations.RunPython(reinstall_guards, reinstall_guards),
     ]

@@ -1,0 +1,290 @@
+"""/api/v1/submissions (CAP-07 push) and /api/v1/uploads (resumable uploads of large files).
+
+A submission is one multipart request: `manifest` is a JSON document listing the records
+(each with its description and the names of its files), `files` are the uploaded files, and
+an optional `register` (归档登记表) declares the item count and total bytes. Files larger
+than the resumable threshold are uploaded first through /uploads and referenced by id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import File, Form, Router, Schema, Status
+from ninja import Form as FormField
+from ninja.files import UploadedFile
+
+from medarchive.capture import queries, resumable
+from medarchive.capture.intake import Item, Register, SubmissionResult, receive
+from medarchive.capture.models import Channel, Submission
+from medarchive.capture.services import Description, IncomingFile
+from medarchive.core.errors import ValidationError
+from medarchive.core.schemas import ERRORS
+from medarchive.security.api_auth import actor_of
+
+router = Router(tags=["capture"])
+uploads = Router(tags=["capture"])
+MAX_ITEMS = 1000
+_DESCRIPTION_FIELDS = {
+    "class_code",
+    "department",
+    "title",
+    "date",
+    "responsible",
+    "doc_number",
+    "security_level",
+    "retention",
+    "open_status",
+    "organization",
+    "metadata",
+    "files",
+    "key",
+    "label",
+}
+
+
+class ItemOut(Schema):
+    label: str
+    status: str  # received | replayed | rejected (不合格)
+    record_id: str | None = None
+    electronic_no: str | None = None
+    review: str | None = None
+    errors: int | None = None
+    warnings: int | None = None
+    problem: dict[str, Any] | None = None
+
+
+class SubmissionOut(Schema):
+    id: str
+    channel: str
+    state: str
+    source: str
+    declared_count: int | None
+    declared_bytes: int | None
+    received_count: int
+    received_bytes: int
+    failed_count: int
+    created_at: str
+    items: list[ItemOut]
+
+    @staticmethod
+    def of(submission: Submission) -> SubmissionOut:
+        report = submission.report or {}
+        return SubmissionOut(
+            id=str(submission.pk),
+            channel=submission.channel,
+            state=submission.state,
+            source=submission.source,
+            declared_count=submission.declared_count,
+            declared_bytes=submission.declared_bytes,
+            received_count=submission.received_count,
+            received_bytes=submission.received_bytes,
+            failed_count=submission.failed_count,
+            created_at=submission.created_at.isoformat(),
+            items=[ItemOut(**item) for item in report.get("items", [])],
+        )
+
+
+def _json(raw: str, name: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}", field=name) from None
+
+
+def _register(raw: str) -> Register | None:
+    if not raw:
+        return None
+    value = _json(raw, "register")
+    if not isinstance(value, dict) or set(value) - {"item_count", "total_bytes"}:
+        raise ValidationError('register must be {"item_count": N, "total_bytes": N}', field="register")
+    for name in ("item_count", "total_bytes"):
+        if value.get(name) is not None and (type(value[name]) is not int or value[name] < 0):
+            raise ValidationError(f"register.{name} must be a whole number ≥ 0", field=f"register.{name}")
+    return Register(item_count=value.get("item_count"), total_bytes=value.get("total_bytes"))
+
+
+def _parts(files: list[UploadedFile]) -> dict[str, UploadedFile]:
+    parts: dict[str, UploadedFile] = {}
+    for part in files:
+        name = getattr(part, "client_name", None) or part.name or ""
+        if name in parts:
+            raise ValidationError(f"file {name!r} is uploaded twice", field="files")
+        parts[name] = part
+    return parts
+
+
+def _files_of(where: str, names: Any, parts: dict[str, UploadedFile], used: set[str], actor: Any) -> list[IncomingFile]:
+    if not isinstance(names, list) or not names:
+        raise ValidationError(f"{where}.files must list the record's files", field=f"{where}.files")
+    incoming = []
+    for ref in names:
+        if isinstance(ref, dict) and set(ref) == {"upload"}:
+            upload, stream = resumable.take(actor, ref["upload"])
+            incoming.append(IncomingFile(name=upload.filename, stream=stream))
+            continue
+        if not isinstance(ref, str) or ref not in parts:
+            raise ValidationError(f"{where}.files names {ref!r}, which was not uploaded", field=f"{where}.files")
+        if ref in used:
+            raise ValidationError(f"file {ref!r} is listed for two records", field=f"{where}.files")
+        used.add(ref)
+        incoming.append(IncomingFile.from_upload(parts[ref]))
+    return incoming
+
+
+def _description(where: str, entry: dict[str, Any]) -> Description:
+    metadata = entry.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValidationError(f"{where}.metadata must be an object", field=f"{where}.metadata")
+    return Description(
+        class_code=str(entry.get("class_code", "")),
+        department_code=str(entry.get("department", "")),
+        title=str(entry.get("title", "")),
+        date=str(entry.get("date", "")),
+        responsible=str(entry.get("responsible", "")),
+        doc_number=str(entry.get("doc_number", "")),
+        security_level=str(entry.get("security_level", "内部")),
+        retention=entry.get("retention") or None,
+        open_status=str(entry.get("open_status", "未审核")),
+        organization=entry.get("organization") or None,
+        metadata=metadata,
+    )
+
+
+def _items(request: HttpRequest, manifest: Any, files: list[UploadedFile], key: str | None) -> list[Item]:
+    """Match the manifest's file names to the uploaded parts; every part must be used exactly once."""
+    if not isinstance(manifest, list) or not manifest:
+        raise ValidationError("manifest must be a non-empty JSON array of records", field="manifest")
+    if len(manifest) > MAX_ITEMS:
+        raise ValidationError(f"a submission holds at most {MAX_ITEMS} records; split it", field="manifest")
+    parts, used, items = _parts(files), set[str](), []
+    actor = actor_of(request)
+    for index, entry in enumerate(manifest):
+        where = f"manifest[{index}]"
+        if not isinstance(entry, dict):
+            raise ValidationError(f"{where} must be an object", field=where)
+        unknown = sorted(set(entry) - _DESCRIPTION_FIELDS)
+        if unknown:
+            raise ValidationError(f"{where} has unknown field(s) {', '.join(unknown)}", field=f"{where}.{unknown[0]}")
+        incoming = _files_of(where, entry.get("files"), parts, used, actor)
+        item_key = entry.get("key") or (f"{key}#{index}" if key else None)
+        label = str(entry.get("label") or f"#{index + 1}")
+        items.append(Item(_description(where, entry), incoming, key=item_key, label=label))
+    unused = sorted(set(parts) - used)
+    if unused:
+        raise ValidationError(f"uploaded file(s) not listed in the manifest: {', '.join(unused)}", field="files")
+    return items
+
+
+def _discard(files: list[UploadedFile]) -> None:
+    for part in files:
+        IncomingFile.from_upload(part).discard()
+
+
+@router.post(
+    "",
+    response={201: SubmissionOut, 207: SubmissionOut, 200: SubmissionOut, **ERRORS},
+    summary="Push a submission: many records with their files and an optional register",
+)
+def create_submission(
+    request: HttpRequest,
+    manifest: Form[str],
+    files: File[list[UploadedFile]] | None = None,
+    register_: str = FormField("", alias="register"),  # "register" would shadow pydantic's own attribute
+    source: Form[str] = "",
+) -> Status:
+    """`manifest`: JSON array, one object per record: `class_code`, `department`, `title`, `date`,
+    optional `responsible`, `doc_number`, `security_level`, `retention`, `metadata`, `label`, `key`,
+    and `files`: names of parts in `files`, or `{"upload": "<id>"}` for a finished resumable upload.
+    `register`: `{"item_count": N, "total_bytes": N}`; a mismatch fails the whole submission (422).
+    Send `Idempotency-Key`: a retry answers 200 with the same report and creates nothing twice.
+    201 = all received; 207 = some records were rejected (不合格; each item says why)."""
+    parts = list(files or [])
+    actor = actor_of(request)
+    key = request.headers.get("Idempotency-Key") or None
+    try:
+        items = _items(request, _json(manifest, "manifest"), parts, key)
+        reg = _register(register_)
+    except BaseException:
+        _discard(parts)
+        raise
+    replay = key is not None and Submission.objects.filter(created_by=actor, key=key).exists()
+    result: SubmissionResult = receive(
+        items, actor=actor, channel=Channel.REST, source=source or actor.username, key=key, register=reg
+    )
+    for item, outcome in zip(items, result.outcomes, strict=True):
+        if outcome.ok:  # a rejected item's upload stays, so the corrected record can use it again
+            for incoming in item.files:
+                if isinstance(incoming.stream, resumable.UploadReader):
+                    resumable.finish(incoming.stream.upload)
+    body = SubmissionOut.of(result.submission)
+    if replay:
+        return Status(200, body)
+    return Status(207 if result.rejected else 201, body)
+
+
+@router.get("", response={200: list[SubmissionOut], **ERRORS}, summary="Your submissions (the archive sees all)")
+def list_submissions(request: HttpRequest, page: int = 1, page_size: int = 25) -> list[SubmissionOut]:
+    items, _total, _number, _pages = queries.submissions(actor_of(request), page=page, page_size=page_size)
+    return [SubmissionOut.of(s) for s in items]
+
+
+@router.get("/{submission_id}", response={200: SubmissionOut, **ERRORS}, summary="A submission and its register")
+def get_submission(request: HttpRequest, submission_id: str) -> SubmissionOut:
+    return SubmissionOut.of(queries.get_submission(actor_of(request), submission_id))
+
+
+class UploadIn(Schema):
+    filename: str
+    size: int
+
+
+class UploadOut(Schema):
+    id: str
+    filename: str
+    size: int
+    offset: int
+    complete: bool
+    threshold: int
+
+
+def _upload_out(upload: resumable.Upload) -> UploadOut:
+    return UploadOut(
+        id=str(upload.pk),
+        filename=upload.filename,
+        size=upload.size,
+        offset=upload.offset,
+        complete=upload.complete,
+        threshold=settings.CONFIG.resumable_threshold_bytes,
+    )
+
+
+@uploads.post("", response={201: UploadOut, **ERRORS}, summary="Start a resumable upload")
+def start_upload(request: HttpRequest, body: UploadIn) -> Status:
+    upload = resumable.start(actor=actor_of(request), filename=body.filename, size=body.size)
+    return Status(201, _upload_out(upload))
+
+
+@uploads.get("/{upload_id}", response={200: UploadOut, **ERRORS}, summary="Where to resume an upload")
+def get_upload(request: HttpRequest, upload_id: str) -> UploadOut:
+    return _upload_out(resumable.get(actor_of(request), upload_id))
+
+
+@uploads.patch("/{upload_id}", response={200: UploadOut, **ERRORS}, summary="Append a piece at Upload-Offset")
+def append_upload(request: HttpRequest, upload_id: str) -> UploadOut:
+    """Body: raw bytes (`Content-Type: application/offset+octet-stream`); header `Upload-Offset`."""
+    raw = request.headers.get("Upload-Offset", "")
+    if not raw.isdigit():
+        raise ValidationError("Upload-Offset must be the byte offset to append at", field="Upload-Offset")
+    length = request.headers.get("Content-Length", "")
+    upload = resumable.append(
+        actor_of(request),
+        upload_id,
+        offset=int(raw),
+        body=request,  # type: ignore[arg-type]
+        length=int(length) if length.isdigit() else None,
+    )
+    return _upload_out(upload)
