@@ -1,0 +1,305 @@
+"""Duties against the real database: events open obligations, records arriving at the door fulfil them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from medarchive.capture.duties import services
+from medarchive.capture.duties.models import DutyRule, Obligation
+from medarchive.capture.duties.rules import RuleSpec
+from medarchive.capture.intake import Item, receive
+from medarchive.capture.models import Channel
+from medarchive.capture.services import Description, IncomingFile
+from medarchive.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+
+pytestmark = pytest.mark.django_db
+
+DISCHARGE_RULE = "出院病案7日内归档"
+CONTRACT_RULE = "采购合同签订后30日内归档设备档案"
+MONTHLY_RULE = "每月文书档案次月10日前归档"
+
+
+def at(day: str, hour: int = 10) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(dt.date.fromisoformat(day), dt.time(hour)))
+
+
+def arrive(actor: Any, *, class_code: str, department: str = "NK", date: str = "2025-03-05", **metadata: Any) -> Any:
+    """A record through the door, like every connector sends it."""
+    body = b"%PDF-1.7\n" + repr((class_code, date, sorted(metadata.items()))).encode() * 40
+    item = Item(
+        description=Description(
+            class_code=class_code,
+            department_code=department,
+            title=f"{class_code} {metadata}",
+            date=date,
+            responsible="测试",
+            metadata=metadata,
+        ),
+        files=[IncomingFile(name="doc.pdf", stream=io.BytesIO(body))],
+    )
+    outcome = receive([item], actor=actor, channel=Channel.WEB).outcomes[0]
+    assert outcome.ok, outcome.error and outcome.error.message
+    return outcome.record
+
+
+def discharge(users: dict[str, Any], visit: str, day: str = "2025-03-01", department: str = "NK") -> list[Obligation]:
+    return services.record_event(
+        "discharge",
+        department_code=department,
+        subject_key=visit,
+        subject_label=f"住院号 {visit}",
+        occurred_at=at(day),
+        actor=users["archivist"],
+        source="HIS^HOSP MSG1",
+    )
+
+
+def test_defaults_are_installed_by_the_migration(archive: Any) -> None:
+    names = set(DutyRule.objects.values_list("name", flat=True))
+    assert {DISCHARGE_RULE, CONTRACT_RULE, MONTHLY_RULE} <= names
+    assert services.install_defaults() == 0  # idempotent
+
+
+def test_discharge_opens_one_obligation_due_in_seven_days_and_is_idempotent(users: dict[str, Any]) -> None:
+    first = discharge(users, "ZY2025-0001")
+    assert len(first) == 1
+    obligation = first[0]
+    assert obligation.due_on == dt.date(2025, 3, 8)
+    assert obligation.expected_class == "BA-ZY"
+    assert obligation.department.code == "NK"
+    assert obligation.fulfilled_at is None
+    again = discharge(users, "ZY2025-0001")
+    assert [o.pk for o in again] == [obligation.pk]
+    assert Obligation.objects.count() == 1
+
+
+def test_inpatient_record_with_the_visit_number_fulfils_it(users: dict[str, Any]) -> None:
+    [obligation] = discharge(users, "ZY2025-0002")
+    other = arrive(
+        users["archivist"], class_code="BA-ZY", visit_number="ZY2025-9999", patient_id="P1", patient_name="甲"
+    )
+    obligation.refresh_from_db()
+    assert obligation.fulfilled_at is None, "a record for another visit must not count"
+    record = arrive(
+        users["archivist"], class_code="BA-ZY", visit_number="ZY2025-0002", patient_id="P2", patient_name="乙"
+    )
+    obligation.refresh_from_db()
+    assert obligation.record_id == record.pk
+    assert obligation.fulfilled_at is not None
+    assert other.pk != record.pk
+
+
+def test_record_that_arrived_before_the_event_fulfils_it_at_once(users: dict[str, Any]) -> None:
+    record = arrive(users["archivist"], class_code="BA-ZY", visit_number="ZY-EARLY", patient_id="P3", patient_name="丙")
+    [obligation] = discharge(users, "ZY-EARLY")
+    assert obligation.record_id == record.pk
+
+
+def test_unknown_department_and_bad_subject_are_clear_errors(users: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="unknown department 'XX'") as info:
+        discharge(users, "ZY1", department="XX")
+    assert info.value.field == "department"
+    with pytest.raises(ValidationError) as info:
+        discharge(users, " ")
+    assert info.value.field == "subject_key"
+    with pytest.raises(ValidationError, match="event kind"):
+        services.record_event(
+            "Discharge!",
+            department_code="NK",
+            subject_key="1",
+            subject_label="",
+            occurred_at=at("2025-03-01"),
+            actor=users["archivist"],
+        )
+
+
+def test_only_who_may_submit_for_the_department_records_events(users: dict[str, Any]) -> None:
+    with pytest.raises(PermissionDenied):
+        services.record_event(
+            "discharge",
+            department_code="NK",
+            subject_key="ZY-X",
+            subject_label="",
+            occurred_at=at("2025-03-01"),
+            actor=users["officer"],  # BGS officer, NK event
+        )
+    assert Obligation.objects.count() == 0
+    services.record_event(
+        "discharge",
+        department_code="NK",
+        subject_key="ZY-X",
+        subject_label="",
+        occurred_at=at("2025-03-01"),
+        actor=users["officer_nk"],
+    )
+    assert Obligation.objects.count() == 1
+
+
+def test_unmatched_event_kind_opens_nothing(users: dict[str, Any]) -> None:
+    assert (
+        services.record_event(
+            "contract_signed",
+            department_code="NK",
+            subject_key="HT-1",
+            subject_label="",
+            occurred_at=at("2025-03-01"),
+            actor=users["archivist"],
+        )
+        == []
+    )
+
+
+def test_signed_contract_opens_equipment_file_duty(users: dict[str, Any]) -> None:
+    contract = arrive(
+        users["archivist"],
+        class_code="KJ-SB",
+        department="BGS",
+        date="2025-04-01",
+        doc_type="采购合同",
+        contract_no="HT-7",
+    )
+    [obligation] = Obligation.objects.filter(rule__name=CONTRACT_RULE)
+    assert obligation.subject_key == "HT-7"
+    assert obligation.due_on == dt.date(2025, 5, 1)
+    assert obligation.trigger_record_id == contract.pk
+    assert obligation.fulfilled_at is None, "the contract itself is not the equipment file"
+    arrive(
+        users["archivist"],
+        class_code="KJ-SB",
+        department="BGS",
+        date="2025-04-02",
+        doc_type="采购合同",
+        contract_no="HT-7",
+    )
+    obligation.refresh_from_db()
+    assert obligation.fulfilled_at is None, "a second copy of the contract is not the equipment file"
+    acceptance = arrive(
+        users["archivist"],
+        class_code="KJ-SB",
+        department="BGS",
+        date="2025-04-20",
+        doc_type="验收报告",
+        contract_no="HT-7",
+    )
+    obligation.refresh_from_db()
+    assert obligation.record_id == acceptance.pk
+    assert Obligation.objects.filter(rule__name=CONTRACT_RULE).count() == 1
+
+
+def test_contract_without_number_opens_nothing(users: dict[str, Any]) -> None:
+    arrive(users["archivist"], class_code="KJ-SB", department="BGS", doc_type="采购合同")
+    assert not Obligation.objects.filter(rule__name=CONTRACT_RULE).exists()
+
+
+def test_periodic_duty_counts_records_dated_in_the_month(users: dict[str, Any]) -> None:
+    DutyRule.objects.filter(name=MONTHLY_RULE).update(min_count=2)
+    opened = services.open_periodic(dt.date(2025, 3, 15))
+    assert opened == 4  # Feb and Mar × BGS and NK
+    assert services.open_periodic(dt.date(2025, 3, 20)) == 0
+    march = Obligation.objects.get(subject_key="BGS:2025-03")
+    assert march.due_on == dt.date(2025, 4, 10)
+    assert march.required_count == 2
+    arrive(users["officer"], class_code="WS", department="BGS", date="2025-03-03")
+    arrive(users["officer"], class_code="WS", department="BGS", date="2025-02-28")  # another month
+    march.refresh_from_db()
+    assert (march.received_count, march.fulfilled_at) == (1, None)
+    second = arrive(users["officer"], class_code="WS", department="BGS", date="2025-03-31")
+    march.refresh_from_db()
+    assert march.received_count == 2
+    assert march.record_id == second.pk
+    assert Obligation.objects.get(subject_key="BGS:2025-02").received_count == 1
+
+
+def test_withdrawn_record_reopens_the_obligation(users: dict[str, Any]) -> None:
+    from medarchive.archiving.models import RecordState
+    from medarchive.capture.duties.handlers import on_intake_changed
+
+    [obligation] = discharge(users, "ZY-W")
+    record = arrive(users["archivist"], class_code="BA-ZY", visit_number="ZY-W", patient_id="P", patient_name="丁")
+    obligation.refresh_from_db()
+    assert obligation.record_id == record.pk
+    type(record).objects.filter(pk=record.pk).update(state=RecordState.WITHDRAWN)
+    on_intake_changed(None, intake=record.intake, step="withdrawn")
+    obligation.refresh_from_db()
+    assert (obligation.fulfilled_at, obligation.record_id) == (None, None)
+
+
+# --- rules --------------------------------------------------------------------------------------------
+
+
+def spec(**fields: Any) -> RuleSpec:
+    base: dict[str, Any] = {
+        "name": "门诊病案3日内归档",
+        "kind": "event",
+        "event_kind": "visit_closed",
+        "expected_class": "BA-MZ",
+        "match_key": "visit_number",
+        "due_days": 3,
+    }
+    return RuleSpec(**(base | fields))
+
+
+def test_archivist_adds_updates_and_removes_rules(users: dict[str, Any]) -> None:
+    rule = services.add_rule(spec(), actor=users["archivist"])
+    assert rule.pk and rule.active
+    rule = services.update_rule(rule.pk, {"due_days": 5, "active": False}, actor=users["archivist"])
+    assert (rule.due_days, rule.active) == (5, False)
+    services.remove_rule(rule.name, actor=users["archivist"])
+    with pytest.raises(NotFound):
+        services.get_rule(rule.name)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"expected_class": "ZZ"}, "expected_class", "unknown class 'ZZ'"),
+        ({"department": "XX"}, "department", "unknown department 'XX'"),
+        ({"due_days": 0}, "due_days", "makes no sense"),
+        ({"match_key": "visit_number__gt"}, "match_key", "metadata key"),
+        ({"kind": "weekly"}, "kind", "unknown rule kind"),
+        ({"kind": "periodic", "period": "fortnight", "due_day": 5}, "period", "unknown period"),
+        ({"kind": "periodic", "period": "month", "due_day": 0}, "due_day", "1–28"),
+        ({"kind": "periodic", "period": "month", "due_day": 5, "min_count": 0}, "min_count", "min_count"),
+        ({"kind": "record", "trigger_class": "ZZ"}, "trigger_class", "unknown class 'ZZ'"),
+        ({"kind": "record", "trigger_class": ""}, "trigger_class", "triggering record"),
+        ({"name": "  "}, "name", "needs a name"),
+    ],
+)
+def test_bad_rules_are_refused_with_the_field(
+    users: dict[str, Any], fields: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message) as info:
+        services.add_rule(spec(**fields), actor=users["archivist"])
+    assert info.value.field == field
+    assert not DutyRule.objects.filter(name="门诊病案3日内归档").exists()
+
+
+def test_duplicate_rule_name_is_a_conflict(users: dict[str, Any]) -> None:
+    with pytest.raises(Conflict, match="already exists"):
+        services.add_rule(spec(name=DISCHARGE_RULE), actor=users["archivist"])
+    other = services.add_rule(spec(), actor=users["archivist"])
+    with pytest.raises(Conflict, match="already exists"):
+        services.update_rule(other.pk, {"name": DISCHARGE_RULE}, actor=users["archivist"])
+
+
+def test_rule_with_history_cannot_be_removed(users: dict[str, Any]) -> None:
+    discharge(users, "ZY-H")
+    with pytest.raises(Conflict, match="deactivate it instead"):
+        services.remove_rule(DISCHARGE_RULE, actor=users["archivist"])
+
+
+@pytest.mark.parametrize("who", ["officer", "clinician", "viewer", "sysadmin", "auditor", "interface_less"])
+def test_only_the_archivist_manages_rules(users: dict[str, Any], who: str) -> None:
+    actor = users.get(who, users["researcher"])
+    with pytest.raises(PermissionDenied):
+        services.add_rule(spec(), actor=actor)
+    with pytest.raises(PermissionDenied):
+        services.update_rule(DISCHARGE_RULE, {"due_days": 1}, actor=actor)
+    with pytest.raises(PermissionDenied):
+        services.remove_rule(DISCHARGE_RULE, actor=actor)
+    assert DutyRule.objects.get(name=DISCHARGE_RULE).due_days == 7
