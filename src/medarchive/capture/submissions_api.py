@@ -192,7 +192,7 @@ def _discard(files: list[UploadedFile]) -> None:
 def create_submission(
     request: HttpRequest,
     manifest: Form[str],
-    files: File[list[UploadedFile]] | None = None,
+    files: File[list[UploadedFile]] = [],  # noqa: B006 - django-ninja reads the default, never mutates it
     register_: str = FormField("", alias="register"),  # "register" would shadow pydantic's own attribute
     source: Form[str] = "",
 ) -> Status:
