@@ -197,7 +197,7 @@ def test_contract_without_number_opens_nothing(users: dict[str, Any]) -> None:
 
 
 def test_periodic_duty_counts_records_dated_in_the_month(users: dict[str, Any]) -> None:
-    DutyRule.objects.filter(name=MONTHLY_RULE).update(min_count=2)
+    DutyRule.objects.filter(name=MONTHLY_RULE).update(min_count=2, created_at=at("2024-12-01"))
     opened = services.open_periodic(dt.date(2025, 3, 15))
     assert opened == 4  # Feb and Mar × BGS and NK
     assert services.open_periodic(dt.date(2025, 3, 20)) == 0
@@ -213,6 +213,26 @@ def test_periodic_duty_counts_records_dated_in_the_month(users: dict[str, Any]) 
     assert march.received_count == 2
     assert march.record_id == second.pk
     assert Obligation.objects.get(subject_key="BGS:2025-02").received_count == 1
+
+
+def test_new_periodic_rule_does_not_blame_the_past(users: dict[str, Any]) -> None:
+    DutyRule.objects.filter(name=MONTHLY_RULE).update(created_at=at("2025-03-02"))
+    assert services.open_periodic(dt.date(2025, 3, 15)) == 2  # March only, for BGS and NK
+    assert not Obligation.objects.filter(subject_key__endswith=":2025-02").exists()
+
+
+def test_periodic_rule_for_one_department_and_a_quarter(users: dict[str, Any]) -> None:
+    rule = services.add_rule(
+        RuleSpec(
+            name="季度人事档案", kind="periodic", expected_class="RS", department="NK", period="quarter", due_day=15
+        ),
+        actor=users["archivist"],
+    )
+    DutyRule.objects.filter(name=MONTHLY_RULE).update(active=False)
+    assert services.open_periodic(dt.date(2025, 5, 3)) == 1
+    [obligation] = Obligation.objects.filter(rule=rule)
+    assert (obligation.subject_key, obligation.due_on) == ("NK:2025-Q2", dt.date(2025, 7, 15))
+    assert obligation.period_end == dt.date(2025, 7, 1)
 
 
 def test_withdrawn_record_reopens_the_obligation(users: dict[str, Any]) -> None:

@@ -396,8 +396,9 @@ def reconcile(*, limit: int = 5000) -> int:
 
 
 def open_periodic(today: dt.date | None = None) -> int:
-    """Open this period's and the previous period's obligations of every active periodic rule for
-    each department it covers (a rule added mid-month, or a worker down at month start, loses nothing)."""
+    """Open the current period's obligations of every active periodic rule for each department it
+    covers, and the previous period's when the rule already existed then (a worker down at the turn
+    of the month loses nothing; a new rule does not blame anyone for the past)."""
     today = today or clock.today()
     parents = _class_parents()
     opened = 0
@@ -407,6 +408,8 @@ def open_periodic(today: dt.date | None = None) -> int:
         current = rules.period_start(rule.period, today)
         for start in (rules.previous_start(rule.period, current), current):
             end = rules.period_end(rule.period, start)
+            if start != current and _local_date(rule.created_at) >= end:
+                continue  # the rule did not exist during that period: nobody could have known
             label = rules.period_label(rule.period, start)
             for department in departments:
                 with transaction.atomic():
