@@ -17,6 +17,12 @@ urlpatterns = [
     path("records/new/", capture_views.upload, name="record-new"),
     path("records/<uuid:record_id>/", access_views.record_detail, name="record-detail"),
     path("records/<uuid:record_id>/files/<int:sequence>/", access_views.download, name="record-file"),
+    path("records/<uuid:record_id>/review/<str:step>/", capture_views.review_step, name="record-review"),
     path("records/<uuid:record_id>/<str:step>/", archiving_views.transition, name="record-transition"),
+    path("review/", capture_views.review_queue, name="review-queue"),
+    path("review/accept/", capture_views.review_bulk_accept, name="review-bulk-accept"),
+    path("returned/", capture_views.returned_inbox, name="returned-inbox"),
+    path("submissions/", capture_views.submission_list, name="submission-list"),
+    path("submissions/<uuid:submission_id>/", capture_views.submission_detail, name="submission-detail"),
     path("duties/", include("medarchive.capture.duties.urls")),
 ]

@@ -17,6 +17,7 @@ from medarchive.access.services import read_content
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import ArchiveClass, RecordState
 from medarchive.archiving.services import active_retention
+from medarchive.capture.findings import intake_panel
 from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied
 from medarchive.core.models import Department
 from medarchive.security import audit
@@ -114,6 +115,7 @@ def record_detail(request: HttpRequest, record_id: str) -> HttpResponse:
             "retention_name": _retention_name(record.retention),
             "history": record.business_events.select_related("actor"),
             "can_read_content": can(user, Action.RECORD_CONTENT_READ, record),
+            "door": intake_panel(record, user),
             "steps": [
                 (step, label)
                 for step, action, label, state in _STEPS
@@ -132,7 +134,6 @@ def _retention_name(code: str) -> str:
 
 _STEPS = [  # labels are translated in the template; gettext_noop lets makemessages find them
     ("submit", Action.RECORD_SUBMIT, gettext_noop("Submit to the archive"), RecordState.DRAFT),
-    ("accept", Action.RECORD_ACCEPT, gettext_noop("Accept"), RecordState.SUBMITTED),
     ("archive", Action.RECORD_ARCHIVE, gettext_noop("Archive and assign 档号"), RecordState.ACCEPTED),
 ]
 

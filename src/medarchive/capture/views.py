@@ -1,20 +1,31 @@
-"""The upload form: client-side checks for convenience, the service's checks for truth."""
+"""Capture pages: the submission form, the review queue, the returned-items inbox, submissions.
+
+Client-side checks are for convenience; the services' checks are the truth. Every page
+goes through the same services as the API.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
 from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, ArchiveClass
-from medarchive.capture import services
-from medarchive.core.errors import MedarchiveError, PermissionDenied
+from medarchive.capture import findings, queries, review, services
+from medarchive.capture.intake import Item, receive
+from medarchive.capture.models import Channel, ReviewState
+from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied
 from medarchive.core.models import Department
 from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
@@ -36,6 +47,7 @@ def _form_context(request: HttpRequest, values: dict[str, Any], error: Medarchiv
         # 开放标识 is the archive's decision: submitters only see 未审核 (the service enforces it too).
         "open_statuses": OPEN_STATUSES if can(user, Action.RECORD_ACCEPT) else [services.UNREVIEWED],
         "max_bytes": settings.CONFIG.max_upload_bytes,
+        "resumable_bytes": settings.CONFIG.resumable_threshold_bytes,
     }
 
 
@@ -85,16 +97,150 @@ def upload(request: HttpRequest) -> HttpResponse:
         open_status=values["open_status"] or "未审核",
         metadata=metadata,
     )
+    # Without JavaScript the form arrives here: one record with all its files, through the door.
     files = [services.IncomingFile.from_upload(f) for f in request.FILES.getlist("files")]
+    key = request.POST.get("idempotency_key") or None
+    result = receive(
+        [Item(desc, files, key=key, label=values["title"][:200])],
+        actor=actor_of(request),
+        channel=Channel.WEB,
+        source=actor_of(request).username,
+        key=key,
+    )
+    outcome = result.outcomes[0]
+    if outcome.error is not None:
+        if isinstance(outcome.error, PermissionDenied):
+            audit.record_refusal(outcome.error)
+        status = outcome.error.status
+        return render(request, "capture/upload.html", _form_context(request, values, outcome.error), status=status)
+    assert outcome.record is not None
+    return HttpResponseRedirect(reverse("record-detail", args=[outcome.record.pk]) + "?created=1")
+
+
+def _int(value: str, default: int = 1) -> int:
+    return int(value) if value.isdigit() else default
+
+
+@login_required
+def review_queue(request: HttpRequest) -> HttpResponse:
+    user = actor_of(request)
+    if not can(user, Action.RECORD_REVIEW):
+        return render(request, "error.html", {"message": _("Only the archive reviews submissions.")}, status=403)
+    flt = {
+        "state": request.GET.get("state", ReviewState.PENDING),
+        "class_code": request.GET.get("class", ""),
+        "department_code": request.GET.get("department", ""),
+        "channel": request.GET.get("channel", ""),
+        "errors_only": request.GET.get("errors") == "1",
+    }
     try:
-        record = services.create_record(
-            desc,
-            files,
-            actor=actor_of(request),
-            idempotency_key=request.POST.get("idempotency_key") or None,
-        )
+        page = queries.review_queue(user, page=_int(request.GET.get("page", "1")), **flt)  # type: ignore[arg-type]
+    except MedarchiveError as exc:
+        return render(request, "error.html", {"message": exc.message}, status=exc.status)
+    params = {k: v for k, v in request.GET.items() if k != "page" and v}
+    return render(
+        request,
+        "capture/review_queue.html",
+        {
+            "page": page,
+            "rows": findings.annotated(page.items),
+            "flt": flt,
+            "query": urlencode(params),
+            "states": ReviewState.choices,
+            "channels": Channel.choices,
+            "classes": ArchiveClass.objects.filter(scheme__active=True).order_by("code"),
+            "departments": Department.objects.filter(active=True),
+        },
+    )
+
+
+def _back(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+@login_required
+@require_POST
+def review_bulk_accept(request: HttpRequest) -> HttpResponse:
+    ids = request.POST.getlist("record")
+    if not ids:
+        messages.error(request, _("Select the records to accept first."))
+    else:
+        outcomes = review.accept_many(ids, actor=actor_of(request))
+        accepted = [o for o in outcomes if o.ok]
+        refused = [o for o in outcomes if not o.ok]
+        if accepted:
+            messages.success(request, _("%(n)d record(s) accepted.") % {"n": len(accepted)})
+        for o in refused:
+            messages.error(request, o.message)
+    return HttpResponseRedirect(_back(request, reverse("review-queue")))
+
+
+_STEPS = {
+    "accept": lambda request, record_id: review.accept(
+        record_id,
+        actor=actor_of(request),
+        comment=request.POST.get("comment", ""),
+        override=request.POST.get("override") == "1",
+    ),
+    "return": lambda request, record_id: review.return_to_department(
+        record_id, actor=actor_of(request), comment=request.POST.get("comment", "")
+    ),
+    "withdraw": lambda request, record_id: review.withdraw(
+        record_id, actor=actor_of(request), reason=request.POST.get("comment", "")
+    ),
+}
+_DONE = {
+    "accept": gettext_lazy("Accepted into the archive."),
+    "return": gettext_lazy("Returned to the department with your comment."),
+    "withdraw": gettext_lazy("The submission was withdrawn; it stays on record as withdrawn."),
+}
+
+
+@login_required
+@require_POST
+def review_step(request: HttpRequest, record_id: str, step: str) -> HttpResponse:
+    if step not in _STEPS:
+        raise Http404
+    try:
+        _STEPS[step](request, record_id)
+    except NotFound:
+        raise Http404 from None
     except MedarchiveError as exc:
         if isinstance(exc, PermissionDenied):
             audit.record_refusal(exc)
-        return render(request, "capture/upload.html", _form_context(request, values, exc), status=exc.status)
-    return HttpResponseRedirect(reverse("record-detail", args=[record.pk]) + "?created=1")
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, str(_DONE[step]))
+    return HttpResponseRedirect(_back(request, reverse("record-detail", args=[record_id])))
+
+
+@login_required
+def returned_inbox(request: HttpRequest) -> HttpResponse:
+    page = queries.returned_inbox(actor_of(request), page=_int(request.GET.get("page", "1")))
+    return render(request, "capture/returned.html", {"page": page, "rows": findings.annotated(page.items)})
+
+
+@login_required
+def submission_list(request: HttpRequest) -> HttpResponse:
+    items, total, number, pages = queries.submissions(actor_of(request), page=_int(request.GET.get("page", "1")))
+    return render(
+        request,
+        "capture/submissions.html",
+        {"items": items, "total": total, "page": number, "pages": pages},
+    )
+
+
+@login_required
+def submission_detail(request: HttpRequest, submission_id: str) -> HttpResponse:
+    try:
+        submission = queries.get_submission(actor_of(request), submission_id)
+    except NotFound:
+        raise Http404 from None
+    return render(
+        request,
+        "capture/submission_detail.html",
+        {"submission": submission, "items": (submission.report or {}).get("items", [])},
+    )
