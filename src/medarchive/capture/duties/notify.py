@@ -129,22 +129,25 @@ def _send(outgoing: list[tuple[Notification, str]], run: ReminderRun) -> None:
         return
     try:
         connection = get_connection(fail_silently=False)
-    except Exception as exc:  # a misconfigured backend must not lose the in-app notifications
+        connection.open()
+    except Exception as exc:  # a misconfigured or unreachable server must not lose the in-app notifications
         log.warning("reminder emails not sent: %s", type(exc).__name__)
         for note, _address in outgoing:
-            _failed(note, f"mail backend: {type(exc).__name__}", run)
+            _failed(note, f"mail server: {type(exc).__name__}: {exc}", run)
         return
-    with connection:
+    try:
         for note, address in outgoing:
             message = EmailMessage(subject=note.title, body=note.body, to=[address], connection=connection)
             try:
                 message.send()
-            except Exception as exc:  # SMTP down, refused address: noted on the notification, logged
+            except Exception as exc:  # a refused address or a dropped connection: noted, logged, next
                 log.warning("reminder email to user %s failed: %s", note.recipient_id, type(exc).__name__)
                 _failed(note, f"{type(exc).__name__}: {exc}", run)
                 continue
             Notification.objects.filter(pk=note.pk).update(emailed_at=clock.now())
             run.emails += 1
+    finally:
+        connection.close()
 
 
 def _failed(note: Notification, reason: str, run: ReminderRun) -> None:
