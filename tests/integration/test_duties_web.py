@@ -39,8 +39,12 @@ def duties(users: dict[str, Any]) -> dict[str, Any]:
     on_time = event("ZY-NK-2", "2025-03-01", "NK")
     late = event("ZY-BGS-1", "2025-03-01", "BGS")
     pending = event("ZY-BGS-2", "2025-03-08", "BGS")
-    Obligation.objects.filter(pk=on_time.pk).update(fulfilled_at=timezone.make_aware(dt.datetime(2025, 3, 5, 12)))
-    Obligation.objects.filter(pk=late.pk).update(fulfilled_at=timezone.make_aware(dt.datetime(2025, 3, 9, 12)))
+    Obligation.objects.filter(pk=on_time.pk).update(
+        fulfilled_at=timezone.make_aware(dt.datetime.fromisoformat("2025-03-05T12:00"))
+    )
+    Obligation.objects.filter(pk=late.pk).update(
+        fulfilled_at=timezone.make_aware(dt.datetime.fromisoformat("2025-03-09T12:00"))
+    )
     return {"missing": missing, "on_time": on_time, "late": late, "pending": pending}
 
 
