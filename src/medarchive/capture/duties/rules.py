@@ -85,7 +85,7 @@ def period_label(period: Period | str, start: dt.date) -> str:
     return f"{start.year}"
 
 
-_LABEL = re.compile(r"^(?P<year>\d{4})(?:-(?:(?P<month>\d{2})|Q(?P<quarter>[1-4])))?$")
+_LABEL = re.compile(r"^(?P<year>[0-9]{4})(?:-(?:(?P<month>[0-9]{2})|Q(?P<quarter>[1-4])))?$")
 
 
 def parse_period(text: str) -> tuple[dt.date, dt.date]:
