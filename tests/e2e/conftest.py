@@ -6,13 +6,21 @@ when DATABASE_URL points at PostgreSQL, its own throwaway database.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,3 +117,126 @@ def cli(fresh_cli: Callable[[], Cli]) -> Cli:
             args += ["--department", dept]
         c.run(*args, input=PASSWORD + "\n")
     return c
+
+
+# --- the browser and the server for web tests (Debian's Chromium, never `playwright install`) -------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+# --- the browser ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"{CHROMIUM} is missing under CI: the browser tests must run there "
+                "(install Debian's `chromium` package in the CI setup)"
+            )
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package `chromium`); under CI=true this fails instead")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+# --- the server -------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _drain(stream: Any, sink: list[str]) -> None:
+    """Read a pipe to its end so a chatty server never blocks on a full pipe buffer."""
+    for line in stream:
+        sink.append(line)
+
+
+@contextlib.contextmanager
+def _serving(cli: Any) -> Iterator[str]:
+    """The real `medarchive serve` on a free loopback port; yields its base URL."""
+    port = _free_port()
+    proc = cli.popen("serve", "--port", str(port))
+    output: list[str] = []
+    readers = [threading.Thread(target=_drain, args=(s, output), daemon=True) for s in (proc.stdout, proc.stderr)]
+    for reader in readers:
+        reader.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                time.sleep(0.2)
+                pytest.fail(f"the server exited with {proc.returncode} before answering:\n{''.join(output)}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/v1/health", timeout=2) as response:
+                    if json.load(response).get("status") == "ok":
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer /api/v1/health within 60 s:\n{''.join(output)}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        for reader in readers:
+            reader.join(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def serving() -> Callable[[Any], Any]:
+    return _serving
+
+
+def _log_in(page: Any, password: str, username: str = "officer") -> None:
+    """Fill the login form and wait for the next page."""
+    page.fill("#username", username)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.click("form[action='/login/'] button[type=submit]")
+
+
+@pytest.fixture
+def log_in() -> Callable[..., None]:
+    return _log_in

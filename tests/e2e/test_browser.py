@@ -7,17 +7,8 @@ Never `playwright install`: the browser is the system's /usr/bin/chromium.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import socket
-import subprocess
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,110 +16,10 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PASSWORD = "Correct-Horse-42"
 TITLE = "关于印发病案管理制度的通知"
 FILENAME = "病案管理制度（2025年修订）.pdf"
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
-
-
-# --- the browser ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"{CHROMIUM} is missing under CI: the browser tests must run there "
-                "(install Debian's `chromium` package in the CI setup)"
-            )
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package `chromium`); under CI=true this fails instead")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield tab
-    finally:
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-# --- the server -------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _drain(stream: Any, sink: list[str]) -> None:
-    """Read a pipe to its end so a chatty server never blocks on a full pipe buffer."""
-    for line in stream:
-        sink.append(line)
-
-
-@contextlib.contextmanager
-def _serving(cli: Any) -> Iterator[str]:
-    port = _free_port()
-    proc = cli.popen("serve", "--port", str(port))
-    output: list[str] = []
-    readers = [threading.Thread(target=_drain, args=(s, output), daemon=True) for s in (proc.stdout, proc.stderr)]
-    for reader in readers:
-        reader.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                time.sleep(0.2)
-                pytest.fail(f"the server exited with {proc.returncode} before answering:\n{''.join(output)}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/v1/health", timeout=2) as response:
-                    if json.load(response).get("status") == "ok":
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer /api/v1/health within 60 s:\n{''.join(output)}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        for reader in readers:
-            reader.join(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def _archive_with_officer(fresh_cli: Callable[[], Any]) -> Any:
@@ -141,30 +32,23 @@ def _archive_with_officer(fresh_cli: Callable[[], Any]) -> Any:
     return cli
 
 
-def _log_in(page: Any, password: str, username: str = "officer") -> None:
-    page.fill("#username", username)
-    page.fill("#password", password)
-    with page.expect_navigation():
-        page.click("form[action='/login/'] button[type=submit]")
-
-
 # --- the tests --------------------------------------------------------------------------------------
 
 
 def test_officer_logs_in_uploads_a_record_and_downloads_it(
-    fresh_cli: Callable[[], Any], page: Any, tmp_path: Path
+    fresh_cli: Callable[[], Any], page: Any, serving: Any, log_in: Any, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     cli = _archive_with_officer(fresh_cli)
-    with _serving(cli) as base:
+    with serving(cli) as base:
         # Anonymous: the dashboard sends you to the login page, in Chinese by default.
         page.goto(f"{base}/")
         expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
         assert page.get_attribute("html", "lang") == "zh-CN"
         expect(page.locator("label[for=username]")).to_have_text("用户名")
 
-        _log_in(page, PASSWORD)
+        log_in(page, PASSWORD)
         expect(page).to_have_url(f"{base}/")
         expect(page.locator("h1")).to_have_text("工作台")
         expect(page.locator(".topbar .who")).to_contain_text("officer")
@@ -214,25 +98,25 @@ def test_officer_logs_in_uploads_a_record_and_downloads_it(
 
 
 def test_wrong_password_is_refused_and_repeated_failures_lock_the_account(
-    fresh_cli: Callable[[], Any], page: Any, tmp_path: Path
+    fresh_cli: Callable[[], Any], page: Any, serving: Any, log_in: Any, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     attempts = 3
     cli = _archive_with_officer(fresh_cli)
     cli.env["MEDARCHIVE_LOCKOUT_ATTEMPTS"] = str(attempts)
-    with _serving(cli) as base:
+    with serving(cli) as base:
         page.goto(f"{base}/login/")
         alert = page.locator("p.flash.error[role=alert]")
         for _ in range(attempts - 1):
-            _log_in(page, "Wrong-Horse-41")
+            log_in(page, "Wrong-Horse-41")
             expect(alert).to_have_text("用户名或密码错误。")
             expect(page).to_have_url(f"{base}/login/")
-        _log_in(page, "Wrong-Horse-41")  # the Nth failure locks the account
+        log_in(page, "Wrong-Horse-41")  # the Nth failure locks the account
         expect(alert).to_contain_text("该账户已被锁定")
 
         # Locked: even the right password is refused, and nothing past the login page opens.
-        _log_in(page, PASSWORD)
+        log_in(page, PASSWORD)
         expect(alert).to_contain_text("该账户已被锁定")
         page.screenshot(path=str(tmp_path / "locked.png"), full_page=True)
         page.goto(f"{base}/records/new/")
@@ -243,15 +127,15 @@ def test_wrong_password_is_refused_and_repeated_failures_lock_the_account(
             page.select_option("#lang", "en")
         assert page.get_attribute("html", "lang") == "en"
         expect(page.locator("label[for=username]")).to_have_text("User name")
-        _log_in(page, PASSWORD)
+        log_in(page, PASSWORD)
         expect(alert).to_contain_text("this account is locked")
 
 
-def test_pages_are_styled(fresh_cli: Callable[[], Any], page: Any) -> None:
+def test_pages_are_styled(fresh_cli: Callable[[], Any], page: Any, serving: Any, log_in: Any) -> None:
     from playwright.sync_api import expect
 
     cli = _archive_with_officer(fresh_cli)
-    with _serving(cli) as base:
+    with serving(cli) as base:
         assert page.request.get(f"{base}/static/medarchive/app.css").status == 200
         page.goto(f"{base}/login/")
         expect(page.locator("header.topbar")).to_have_css("background-color", "rgb(11, 95, 138)")
