@@ -38,10 +38,23 @@ def main_options(
 
 
 def _register() -> None:
-    from medarchive.cli import admin, batch, demo, dicom, duties, hl7, listen, records, server, storage, volumes
+    from medarchive.cli import (
+        admin,
+        batch,
+        demo,
+        dicom,
+        duties,
+        hl7,
+        listen,
+        records,
+        review,
+        server,
+        storage,
+        volumes,
+    )
 
     # hl7 and dicom add their commands to the `listen` group before it is registered.
-    for module in (admin, records, volumes, storage, server, demo, batch, hl7, dicom, duties, listen):
+    for module in (admin, records, review, volumes, storage, server, demo, batch, hl7, dicom, duties, listen):
         module.register(app)
 
 

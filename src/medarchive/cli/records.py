@@ -15,13 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from medarchive.cli import runtime
+from medarchive.cli.options import AsUser, JsonOut
 from medarchive.cli.output import console, emit_json, fail
 
 records_app = typer.Typer(help="Find, show and move records through their lifecycle.", no_args_is_help=True)
 content_app = typer.Typer(help="Read the content of records (every read is audited).", no_args_is_help=True)
-
-AsUser = Annotated[str, typer.Option("--as", help="Act as this user (authorised and audited as them).")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Stable machine-readable output (docs/cli.md).")]
 
 
 def _files(paths: list[Path]) -> list[Path]:

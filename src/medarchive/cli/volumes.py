@@ -7,11 +7,10 @@ from typing import Annotated
 import typer
 
 from medarchive.cli import runtime
+from medarchive.cli.options import AsUser, JsonOut
 from medarchive.cli.output import console, emit_json
 
 volumes_app = typer.Typer(help="Volumes (卷) for classes filed by volume: 科研, 基建, 设备.", no_args_is_help=True)
-AsUser = Annotated[str, typer.Option("--as", help="Act as this user (authorised and audited as them).")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _volume_json(volume: object) -> dict[str, object]:
