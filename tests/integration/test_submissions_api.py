@@ -240,3 +240,15 @@ def test_review_queue_return_and_bulk_accept_over_the_api(auth: Any) -> None:
     assert resubmitted.status_code == 200 and resubmitted.json()["state"] == "submitted"
     intake = client.get(f"/api/v1/records/{ids[0]}/intake", **auth["officer"]).json()
     assert intake["rounds"] == 2 and intake["state"] == "pending"
+
+
+def test_abandoned_uploads_are_purged(auth: Any, users: Any) -> None:
+    from medarchive.capture import resumable
+    from medarchive.core import clock
+
+    upload = resumable.start(actor=users["officer"], filename="a.pdf", size=10)
+    fresh = resumable.start(actor=users["officer"], filename="b.pdf", size=10)
+    Upload.objects.filter(pk=upload.pk).update(created_at=clock.now() - resumable.STALE_AFTER * 2)
+    assert resumable.purge_stale() == "1 abandoned upload(s) removed"
+    assert not Upload.objects.filter(pk=upload.pk).exists() and Upload.objects.filter(pk=fresh.pk).exists()
+    assert not (Path(settings.CONFIG.data_dir) / "uploads" / str(upload.pk)).exists()
