@@ -323,3 +323,22 @@ def test_only_the_archivist_manages_rules(users: dict[str, Any], who: str) -> No
     with pytest.raises(PermissionDenied):
         services.remove_rule(DISCHARGE_RULE, actor=actor)
     assert DutyRule.objects.get(name=DISCHARGE_RULE).due_days == 7
+
+
+def test_draft_submitted_later_fulfils_and_a_return_keeps_it_received(users: dict[str, Any], make_record: Any) -> None:
+    from medarchive.capture import review
+
+    DutyRule.objects.filter(name=MONTHLY_RULE).update(created_at=at("2024-12-01"))
+    services.open_periodic(dt.date(2025, 3, 15))
+    march = Obligation.objects.get(subject_key="BGS:2025-03")
+    draft = make_record(actor=users["officer"], department="BGS", class_code="WS", date="2025-03-02")
+    services.reconcile()
+    march.refresh_from_db()
+    assert march.fulfilled_at is None, "a draft has not reached the archive"
+    review.submit(draft.pk, actor=users["officer"])
+    march.refresh_from_db()
+    assert march.record_id == draft.pk
+    review.return_to_department(draft.pk, actor=users["archivist"], comment="请补充签发人")
+    assert services.reconcile() == 0
+    march.refresh_from_db()
+    assert march.record_id == draft.pk and march.received_count == 1

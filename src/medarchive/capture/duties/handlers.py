@@ -16,12 +16,12 @@ def on_intake_changed(sender: Any, *, intake: Any, step: str, **kwargs: Any) -> 
     """Runs inside the record's transaction, so an obligation is fulfilled exactly when the record
     commits. A failure here is logged and rolled back to a savepoint: bookkeeping of duties must
     never refuse a record (the worker's reconcile job catches up)."""
-    if step not in ("received", "withdrawn"):
+    if step not in ("received", "resubmitted", "withdrawn"):
         return
     record = intake.record
     try:
         with transaction.atomic():
-            if step == "received":
+            if step != "withdrawn":
                 services.on_record_received(record)
             else:
                 services.on_record_withdrawn(record)

@@ -34,8 +34,11 @@ from medarchive.security.roles import Action, Role, Scope, record_scope
 
 log = logging.getLogger(__name__)
 
-# A record counts as received once it came through the door and was not withdrawn.
-RECEIVED_STATES = (RecordState.SUBMITTED, RecordState.ACCEPTED, RecordState.ARCHIVED, RecordState.ON_HOLD)
+# A record counts as received once it came through the door (a record returned to its department
+# for a fix was still delivered on that day) and until it is withdrawn.
+RECEIVED = ~Q(state__in=(RecordState.WITHDRAWN, RecordState.DISPOSED)) & (
+    ~Q(state=RecordState.DRAFT) | Q(intake__isnull=False)
+)
 AUDIT_EVENT = "duty:event"
 AUDIT_LIST = "duty:obligation:list"
 _RULE_FIELDS = (
@@ -239,10 +242,7 @@ def _open(
 
 
 def _candidates(obligation: Obligation, parents: dict[str, str | None]) -> QuerySet[Record]:
-    return Record.objects.filter(
-        archive_class__code__in=classes_under(obligation.expected_class, parents),
-        state__in=RECEIVED_STATES,
-    )
+    return Record.objects.filter(RECEIVED, archive_class__code__in=classes_under(obligation.expected_class, parents))
 
 
 def reconcile_one(obligation: Obligation, parents: dict[str, str | None] | None = None) -> bool:
