@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from medarchive.capture.duties import services
+from medarchive.capture.duties import rules, services
 from medarchive.capture.duties.models import DutyRule, Obligation
 from medarchive.capture.duties.rules import RuleSpec
 from medarchive.capture.intake import Item, receive
@@ -342,3 +342,36 @@ def test_draft_submitted_later_fulfils_and_a_return_keeps_it_received(users: dic
     assert services.reconcile() == 0
     march.refresh_from_db()
     assert march.record_id == draft.pk and march.received_count == 1
+
+
+def test_a_failure_in_duties_never_refuses_a_record(
+    users: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    [obligation] = discharge(users, "ZY-BOOM")
+
+    def boom(record: Any) -> None:
+        Obligation.objects.filter(pk=obligation.pk).update(received_count=99)  # rolled back with the savepoint
+        raise RuntimeError("bug in duties")
+
+    monkeypatch.setattr(services, "on_record_received", boom)
+    record = arrive(users["archivist"], class_code="BA-ZY", visit_number="ZY-BOOM", patient_id="P", patient_name="戊")
+    assert type(record).objects.filter(pk=record.pk).exists()
+    obligation.refresh_from_db()
+    assert (obligation.fulfilled_at, obligation.received_count) == (None, 0)
+    assert "could not update obligations" in caplog.text
+    monkeypatch.undo()
+    assert services.reconcile() == 1, "the worker catches up"
+    obligation.refresh_from_db()
+    assert obligation.record_id == record.pk
+
+
+def test_obligations_count_in_the_period_of_their_trigger(users: dict[str, Any]) -> None:
+    discharge(users, "ZY-JAN", day="2025-01-31")
+    discharge(users, "ZY-FEB", day="2025-02-01")
+    archivist = users["archivist"]
+    assert services.completeness(archivist, *rules.parse_period("2025-01")).total.expected == 1
+    assert services.completeness(archivist, *rules.parse_period("2025-Q1")).total.expected == 2
+    assert services.completeness(archivist, *rules.parse_period("2025")).total.expected == 2
+    assert services.completeness(archivist, *rules.parse_period("2024")).total.expected == 0
+    with pytest.raises(ValidationError, match="ends before it starts"):
+        services.completeness(archivist, dt.date(2025, 2, 1), dt.date(2025, 1, 1))

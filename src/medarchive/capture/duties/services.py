@@ -312,7 +312,7 @@ def on_record_received(record: Record) -> list[Obligation]:
     parents = _class_parents()
     family = rules.class_family(record.archive_class.code, parents)
     changed: list[Obligation] = []
-    values = {v for v in (rules.match_value(record.metadata, k) for k in record.metadata) if v}
+    values = {v for v in (rules.match_value(record.metadata, k) for k in record.metadata) if v and len(v) <= 100}
     open_ones = (
         Obligation.objects.filter(fulfilled_at__isnull=True, expected_class__in=family)
         .filter(
