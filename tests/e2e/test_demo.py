@@ -24,11 +24,16 @@ def test_demo_builds_records_users_and_real_files(fresh_cli: Any) -> None:
         "clinician",
         "researcher",
         "viewer",
+        "interface",
     }
     listed = json.loads(cli.run("records", "list", "--as", "archivist", "--json", "--page-size", "100").stdout)
     assert listed["total"] == 24
     states = {item["state"] for item in listed["items"]}
     assert {"draft", "submitted", "accepted", "archived"} <= states
+    # Everything came through the door: some wait in the review queue, some were returned.
+    queue = json.loads(cli.run("review", "queue", "--as", "archivist", "--json").stdout)
+    returned = json.loads(cli.run("review", "queue", "--state", "returned", "--as", "archivist", "--json").stdout)
+    assert queue["total"] >= 1 and returned["total"] >= 1
     classes = {item["class"] for item in listed["items"]}
     assert {"WS", "BA-ZY", "KU"} <= classes
     formats = set()

@@ -27,7 +27,9 @@ DEMO_USERS = [
     ("doctor", "clinician", "NK", "内科 赵医生"),
     ("researcher", "researcher", None, "科教科 钱研究员"),
     ("viewer", "viewer", "BGS", "院办 孙查阅"),
+    ("his", "interface", None, "HIS/EMR 接口账号"),
 ]
+RETURN_COMMENT = "请补充文号并核对责任者后重新提交"
 
 
 def _password() -> str:
@@ -37,7 +39,10 @@ def _password() -> str:
 def build(count: int, seed: int) -> list[dict[str, str]]:
     """Create departments, one user per role and `count` records; returns the credentials."""
     from medarchive.archiving import services as archiving
-    from medarchive.capture.services import Description, IncomingFile, create_record
+    from medarchive.capture import review
+    from medarchive.capture.intake import Item, receive
+    from medarchive.capture.models import Channel
+    from medarchive.capture.services import Description, IncomingFile
     from medarchive.cli.admin import initialise
     from medarchive.core.services import add_department
     from medarchive.demo.files import DEPARTMENTS, generate_documents
@@ -73,17 +78,28 @@ def build(count: int, seed: int) -> list[dict[str, str]]:
                 open_status=doc.open_status,
                 metadata=metadata,
             )
-            record = create_record(
-                desc, [IncomingFile(name=doc.filename, stream=io.BytesIO(doc.content))], actor=archivist
-            )
-            # Leave a realistic mix: most archived, some waiting in each earlier state.
-            steps = index % 10
-            if steps >= 1:
-                archiving.submit_record(record.pk, actor=archivist)
-            if steps >= 2:
-                archiving.accept_record(record.pk, actor=archivist)
-            if steps >= 3:
-                archiving.archive_record(record.pk, actor=archivist)
+            files = [IncomingFile(name=doc.filename, stream=io.BytesIO(doc.content))]
+            outcome = receive([Item(desc, files, label=doc.filename)], actor=archivist, channel=Channel.REST).outcomes[
+                0
+            ]
+            if outcome.error is not None or outcome.record is None:
+                fail(f"demo record {doc.filename} was refused: {outcome.error}")
+            # A realistic mix: most archived; some waiting in the review queue, some returned to the department.
+            record, step = outcome.record, index % 10
+            if step == 1 and record.state == "submitted":
+                review.return_to_department(record.pk, actor=archivist, comment=RETURN_COMMENT)
+            elif step >= 2:
+                if record.state == "submitted" and not record.intake.errors:
+                    record = review.accept(record.pk, actor=archivist)
+                if record.state == "accepted":  # one with errors stays in the queue for a person to decide
+                    archiving.archive_record(record.pk, actor=archivist)
+            if index % 97 == 5:  # a department sends the same file twice: the door flags the duplicate
+                again = Item(
+                    Description(**{**vars(desc), "title": desc.title + "（重复提交）"}),
+                    [IncomingFile(name=doc.filename, stream=io.BytesIO(doc.content))],
+                    label=doc.filename,
+                )
+                receive([again], actor=archivist, channel=Channel.REST)
             progress.advance(task)
     return credentials
 
