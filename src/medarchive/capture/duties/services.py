@@ -693,6 +693,7 @@ class ObligationRow:
 
 
 MASK = "***"
+LIST_LIMIT = 500
 
 
 def list_obligations(
@@ -702,7 +703,7 @@ def list_obligations(
     end: dt.date,
     *,
     status: str = "",
-    limit: int = 500,
+    limit: int = LIST_LIMIT,
     today: dt.date | None = None,
 ) -> list[ObligationRow]:
     """One department's obligations in a period (audited: the list names visits and contracts)."""

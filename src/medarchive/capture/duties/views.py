@@ -120,6 +120,7 @@ def department(request: HttpRequest, code: str) -> HttpResponse:
             "counts": counts,
             "tiles": [(s.value, STATUS_LABELS[s], getattr(counts, s.value)) for s in chart.ORDER],
             "rows": [(r, STATUS_LABELS[r.status]) for r in rows],
+            "limited": len(rows) >= services.LIST_LIMIT,
             "period": label,
             "status": status,
             "error": error,
