@@ -151,3 +151,13 @@ def test_listing_is_audited_with_what_was_shown(users: dict[str, Any], make_reco
     assert [r.pk for r in page.items] == [record.pk]
     entry = AuditEntry.objects.filter(action="record:list", actor_name="officer").get()
     assert entry.details["shown"] == [str(record.pk)] and entry.details["filters"] == {"q": "通知"}
+
+
+def test_an_account_may_carry_an_email_for_reminders_and_a_bad_one_is_refused(archive: Any) -> None:
+    from medarchive.core.errors import ValidationError
+    from medarchive.security.services import add_user
+
+    user = add_user("li", actor=None, role="archivist", password="Correct-Horse-42", email="li@hospital.example")
+    assert user.email == "li@hospital.example"
+    with pytest.raises(ValidationError, match="email"):
+        add_user("wu", actor=None, role="archivist", password="Correct-Horse-42", email="not-an-address")

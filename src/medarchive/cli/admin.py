@@ -67,11 +67,15 @@ def department_add(
 def user_add(
     username: str,
     role: Annotated[
-        str, typer.Option(help="sysadmin, secadmin, auditor, archivist, officer, clinician, researcher or viewer.")
+        str,
+        typer.Option(
+            help="sysadmin, secadmin, auditor, archivist, officer, interface, clinician, researcher or viewer."
+        ),
     ],
     department: Annotated[str | None, typer.Option(help="Department code.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     display_name: Annotated[str, typer.Option(help="Full name shown in the UI.")] = "",
+    email: Annotated[str, typer.Option(help="Where reminders (due and overdue duties) are emailed.")] = "",
     as_user: Annotated[str | None, typer.Option("--as", help="Act as this user.")] = None,
 ) -> None:
     """Add a user account."""
@@ -93,6 +97,7 @@ def user_add(
         password=password,
         department_code=department,
         display_name=display_name,
+        email=email,
     )
     console.print(f"[green]✓[/] user {user.username} ({user.role})")
 

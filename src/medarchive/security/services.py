@@ -8,6 +8,7 @@ import secrets
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 
 from medarchive.core import clock
@@ -30,6 +31,7 @@ def add_user(
     password: str,
     department_code: str | None = None,
     display_name: str = "",
+    email: str = "",
 ) -> User:
     """Create an account. `actor=None` only for bootstrap (init/demo) from the local CLI.
 
@@ -61,7 +63,15 @@ def add_user(
             raise ValidationError(f"unknown department {department_code!r}", field="department")
     if User.objects.filter(username=username).exists():
         raise Conflict(f"user {username!r} already exists", field="username")
-    candidate = User(username=username, role=role_value.value, department=department, display_name=display_name)
+    email = email.strip()
+    if email:
+        try:
+            validate_email(email)
+        except DjangoValidationError:
+            raise ValidationError(f"{email!r} is not an email address", field="email") from None
+    candidate = User(
+        username=username, role=role_value.value, department=department, display_name=display_name, email=email
+    )
     try:
         validate_password(password, candidate)
     except DjangoValidationError as exc:
