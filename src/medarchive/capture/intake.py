@@ -25,6 +25,7 @@ from medarchive.capture.services import Description, IncomingFile, create_record
 from medarchive.capture.signals import intake_changed
 from medarchive.core import clock
 from medarchive.core.errors import DuplicateSubmission, MedarchiveError, ValidationError
+from medarchive.preservation.models import Blob
 from medarchive.preservation.services import open_blob
 from medarchive.security.models import User
 from medarchive.security.roles import Action
@@ -199,7 +200,10 @@ def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcom
             item.files,
             actor=actor,
             idempotency_key=item.key,
-            on_write=lambda record, components: _route(record, components, submission, item.label, actor),
+            prepare=text_prints,
+            on_write=lambda record, components, prints: _route(
+                record, components, prints, submission, item.label, actor
+            ),
         )
     except DuplicateSubmission as exc:
         earlier = Record.objects.filter(pk=str(exc.details.get("record_id", ""))).select_related("intake").first()
@@ -230,7 +234,15 @@ def _close_submission(submission: Submission, outcomes: list[ItemOutcome]) -> No
     submission.save(update_fields=["report", "received_count", "received_bytes", "failed_count"])
 
 
-def _route(record: Record, components: list[Component], submission: Submission, label: str, actor: User) -> None:
+def _route(
+    record: Record,
+    components: list[Component],
+    prints: list[tuple[int, int] | None],
+    *,
+    submission: Submission,
+    label: str,
+    actor: User,
+) -> None:
     """Inside the record's transaction: receive it, check it, accept it when the class allows."""
     record.state = RecordState.SUBMITTED
     record.save(update_fields=["state", "updated_at"])
@@ -244,23 +256,31 @@ def _route(record: Record, components: list[Component], submission: Submission, 
         description=f"submission {submission.pk}",
         details={"submission": str(submission.pk), "channel": submission.channel},
     )
-    fingerprint(components)
+    _store_prints(components, prints)
     check(record, intake, actor=actor)
     intake_changed.send(sender=Intake, intake=intake, step="received")
 
 
-def fingerprint(components: list[Component]) -> None:
-    """Store the text fingerprint of each file that has readable text (near-duplicate check)."""
+def _text_print(mime: str, blob: Blob) -> tuple[int, int] | None:
+    """(SimHash, characters) of a file's text, or None when it has no text worth comparing."""
+    if blob.size > textprint.MAX_BYTES or mime not in textprint.TEXT_TYPES | {"application/pdf", textprint.DOCX}:
+        return None
+    text = textprint.normalize(textprint.extract(mime, b"".join(open_blob(blob))))
+    value = textprint.simhash(text)
+    return None if value is None else (value, len(text))
+
+
+def text_prints(files: list[tuple[str, Blob]]) -> list[tuple[int, int] | None]:
+    """Read back and fingerprint each file: before the record transaction, so the write lock is not held."""
+    return [_text_print(mime, blob) for mime, blob in files]
+
+
+def _store_prints(components: list[Component], prints: list[tuple[int, int] | None]) -> None:
     rows = []
-    for component in components:
-        if component.size > textprint.MAX_BYTES:
+    for component, found in zip(components, prints, strict=True):
+        if found is None:
             continue
-        if component.mime_type not in textprint.TEXT_TYPES | {"application/pdf", textprint.DOCX}:
-            continue
-        data = b"".join(open_blob(component.blob))
-        value = textprint.simhash(textprint.extract(component.mime_type, data))
-        if value is None:
-            continue
+        value, characters = found
         b0, b1, b2, b3 = textprint.bands(value)
         rows.append(
             TextFingerprint(
@@ -270,10 +290,15 @@ def fingerprint(components: list[Component]) -> None:
                 band1=b1,
                 band2=b2,
                 band3=b3,
-                characters=len(textprint.normalize(textprint.extract(component.mime_type, data))),
+                characters=characters,
             )
         )
     TextFingerprint.objects.bulk_create(rows)
+
+
+def fingerprint(components: list[Component]) -> None:
+    """Fingerprint files already linked to a record (a draft submitted later)."""
+    _store_prints(components, text_prints([(c.mime_type, c.blob) for c in components]))
 
 
 def _duplicates(record: Record) -> list[quality.Finding]:

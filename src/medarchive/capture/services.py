@@ -207,7 +207,11 @@ def _stage_one(incoming: IncomingFile, limit: int) -> tuple[StagedBlob, ContentS
     return incoming.staged, tap.sample
 
 
-OnWrite = Callable[[Record, list[Component]], None]
+# Hooks for the door (capture/intake.py): `prepare` sees each file (MIME type, durable blob) after the
+# blobs are stored and before the record transaction, for slow reads that must not hold the write lock;
+# `on_write` runs inside the record transaction with what `prepare` returned.
+Prepare = Callable[[list[tuple[str, Blob]]], Any]
+OnWrite = Callable[[Record, list[Component], Any], None]
 
 
 def prestage(incoming: IncomingFile) -> int:
@@ -224,14 +228,17 @@ def create_record(
     *,
     actor: User,
     idempotency_key: str | None = None,
+    prepare: Prepare | None = None,
     on_write: OnWrite | None = None,
 ) -> Record:
     """Capture one record (件) with its files as a draft. Raises before writing anything on bad input.
 
-    `on_write` runs inside the record's transaction once its files are linked: intake uses it to
-    check and route the record in the same commit (one write transaction per record)."""
+    `prepare` and `on_write` (see their types) let the door check and route the record in the same
+    commit: one write transaction per record."""
     try:
-        return _create_record(desc, files, actor=actor, idempotency_key=idempotency_key, on_write=on_write)
+        return _create_record(
+            desc, files, actor=actor, idempotency_key=idempotency_key, prepare=prepare, on_write=on_write
+        )
     finally:
         for incoming in files:  # whatever was staged and not taken by a record goes
             if incoming.staged is not None and incoming.staged.created is None:
@@ -239,7 +246,13 @@ def create_record(
 
 
 def _create_record(
-    desc: Description, files: list[IncomingFile], *, actor: User, idempotency_key: str | None, on_write: OnWrite | None
+    desc: Description,
+    files: list[IncomingFile],
+    *,
+    actor: User,
+    idempotency_key: str | None,
+    prepare: Prepare | None,
+    on_write: OnWrite | None,
 ) -> Record:
     fields = _validated(desc)
     require(actor, Action.RECORD_CREATE, department_id=fields["department"].pk)
@@ -260,7 +273,17 @@ def _create_record(
     try:
         for item in staged:
             claimed.append(preservation.claim(item.blob))
-        record = _write_record(fields, staged, claimed, actor=actor, idempotency_key=idempotency_key, on_write=on_write)
+        prepared = (
+            prepare([(item.fmt.mime, row) for item, row in zip(staged, claimed, strict=True)]) if prepare else None
+        )
+        record = _write_record(
+            fields,
+            staged,
+            claimed,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            on_write=(lambda r, c: on_write(r, c, prepared)) if on_write else None,
+        )
     except BaseException as exc:
         preservation.release(claimed)
         if isinstance(exc, IntegrityError) and idempotency_key:
@@ -278,7 +301,7 @@ def _write_record(
     *,
     actor: User,
     idempotency_key: str | None,
-    on_write: OnWrite | None,
+    on_write: Callable[[Record, list[Component]], None] | None,
 ) -> Record:
     fonds = fields.pop("fonds")
     original_names = {item.name: item.original for item in staged if item.original}
