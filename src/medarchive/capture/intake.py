@@ -202,7 +202,7 @@ def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcom
             idempotency_key=item.key,
             prepare=text_prints,
             on_write=lambda record, components, prints: _route(
-                record, components, prints, submission, item.label, actor
+                record, components, prints, submission=submission, label=item.label, actor=actor
             ),
         )
     except DuplicateSubmission as exc:
