@@ -1,0 +1,200 @@
+"""`medarchive listen dicom` in a subprocess against a real pynetdicom SCU (C-ECHO, C-STORE),
+read back through `medarchive content get`; garbage on the port, refused callers and instances."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import select
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, Verification  # type: ignore[attr-defined]
+from tests.e2e.conftest import PASSWORD, Cli
+
+pytestmark = pytest.mark.slow
+STUDY = "1.2.826.0.1.3680043.8.498.300"
+CHINESE_STUDY = "1.3.6.1.4.1.5962.1.2.0.1175775771.5714.0"
+
+
+def instance_bytes(sop: str, number: int, **changes: Any) -> bytes:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = "GB18030"
+    ds.StudyInstanceUID, ds.SOPInstanceUID, ds.InstanceNumber = STUDY, sop, number
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.PatientID, ds.PatientName, ds.StudyDate, ds.StudyDescription = "P042", "李^小龙", "20250301", "头颅平扫"
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def dataset_part(part10: bytes) -> bytes:
+    group_length = int.from_bytes(part10[140:144], "little")  # (0002,0000) right after "DICM"
+    return part10[144 + group_length :]
+
+
+@dataclass
+class Listener:
+    proc: subprocess.Popen[str]
+    port: int
+
+    def stop(self) -> tuple[str, str]:
+        self.proc.terminate()  # SIGTERM: a clean stop that captures what was confirmed
+        out, err = self.proc.communicate(timeout=120)
+        assert self.proc.returncode == 0, err
+        return out, err
+
+
+@pytest.fixture
+def pacs(cli: Cli) -> Cli:
+    cli.run("user", "add", "pacs", "--role", "interface", "--password-stdin", input=PASSWORD + "\n")
+    return cli
+
+
+def start(cli: Cli, *args: str) -> Listener:
+    proc = cli.popen("listen", "dicom", "--as", "pacs", "--port", "0", *args)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 120)
+    line = proc.stdout.readline() if ready else ""
+    found = re.search(r"listening on [0-9.]+:(\d+)", line)
+    if found is None:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the listener did not start: {line!r} {err}")
+    return Listener(proc, int(found.group(1)))
+
+
+@pytest.fixture
+def listener(pacs: Cli) -> Iterator[Listener]:
+    running = start(pacs, "--ae-title", "ARCHIVE", "--calling-ae", "CT01=NK")
+    yield running
+    if running.proc.poll() is None:
+        running.proc.kill()
+        running.proc.communicate()
+
+
+def associate(port: int, calling: str = "CT01", called: str = "ARCHIVE") -> Any:
+    ae = AE(ae_title=calling)
+    for sop_class in (CTImageStorage, SecondaryCaptureImageStorage):
+        ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
+    ae.add_requested_context(Verification)
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def records(cli: Cli) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(cli.run("records", "list", "--as", "pacs", "--json").stdout)["items"]
+    return items
+
+
+def wait_for_records(cli: Cli, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 120
+    while len(found := records(cli)) < count:
+        assert time.monotonic() < deadline, f"expected {count} records, have {len(found)}"
+        time.sleep(0.5)
+    return found
+
+
+def test_a_pacs_sends_studies_and_the_archive_keeps_them_byte_for_byte(
+    listener: Listener, pacs: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # the SCU sends each file's bytes undecoded
+    sent = {}
+    for n in (1, 2, 3):
+        sent[f"1.2.3.300.{n}"] = tmp_path / f"IM{n:04d}"
+        sent[f"1.2.3.300.{n}"].write_bytes(instance_bytes(f"1.2.3.300.{n}", n))
+    chinese = Path(get_charset_files("chrX2.dcm")[0])
+    no_study = tmp_path / "nostudy.dcm"
+    no_study.write_bytes(instance_bytes("1.2.3.300.9", 9, StudyInstanceUID=None))
+
+    # Garbage first: the listener must shrug it off.
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=30) as raw:
+        raw.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 200)  # a TLS ClientHello
+        raw.recv(16)
+
+    assoc = associate(listener.port)
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    for path in [*sent.values(), chinese]:
+        assert assoc.send_c_store(path).Status == 0x0000
+    refused = assoc.send_c_store(no_study)
+    assert refused.Status == 0xA900 and "StudyInstanceUID" in refused.ErrorComment
+    assoc.release()
+
+    found = {r["title"]: r for r in wait_for_records(pacs, 2)}
+    assert set(found) == {"CT 检查 头颅平扫 2025-03-01", "OT 检查"}
+    shown = json.loads(
+        pacs.run("records", "show", found["CT 检查 头颅平扫 2025-03-01"]["id"], "--as", "pacs", "--json").stdout
+    )
+    assert shown["class"] == "BA-MZ" and shown["department"] == "NK"
+    meta = shown["metadata"]
+    assert (meta["patient_id"], meta["patient_name"], meta["study_uid"], meta["instance_count"]) == (
+        "P042",
+        "李小龙",
+        STUDY,
+        3,
+    )
+    assert (meta["modality"], meta["study_date"], meta["source_system"]) == ("CT", "2025-03-01", "CT01")
+    assert [f["filename"] for f in shown["files"]] == [f"1.2.3.300.{n}.dcm" for n in (1, 2, 3)]
+    for file in shown["files"]:
+        out = tmp_path / f"back-{file['sequence']}.dcm"
+        pacs.run("content", "get", shown["id"], "--file", str(file["sequence"]), "--out", str(out), "--as", "pacs")
+        back = out.read_bytes()
+        assert back[:132] == b"\0" * 128 + b"DICM" and file["mime_type"] == "application/dicom"
+        assert dataset_part(back) == dataset_part(sent[file["filename"].removesuffix(".dcm")].read_bytes())
+    other = json.loads(pacs.run("records", "show", found["OT 检查"]["id"], "--as", "pacs", "--json").stdout)
+    assert other["metadata"]["patient_name"] == "王小东" and other["metadata"]["study_uid"] == CHINESE_STUDY
+
+    # The same study again on a new association: answered, not captured twice.
+    again = associate(listener.port)
+    for path in sent.values():
+        assert again.send_c_store(path).Status == 0x0000
+    again.release()
+    # A stranger is refused at the door.
+    assert associate(listener.port, calling="STRANGER").is_rejected
+
+    out, err = listener.stop()
+    assert "stopped" in out
+    assert len(records(pacs)) == 2
+    assert "closed without an association request: not DICOM" in err
+    assert "refused C-STORE from CT01" in err and "no StudyInstanceUID (0020,000D)" in err
+    assert f"study {STUDY} from CT01" in err and "was already captured as" in err
+    assert "refused association from STRANGER" in err and "has no department" in err
+    assert "李" not in err and "王" not in err  # no patient names in the log
+
+
+def test_studies_of_an_association_still_open_at_shutdown_are_captured(listener: Listener, pacs: Cli) -> None:
+    assoc = associate(listener.port)
+    assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes("1.2.3.301.1", 1)))).Status == 0x0000
+    listener.stop()  # the association is still open: it is aborted and what it confirmed is kept
+    assert [r["title"] for r in records(pacs)] == ["CT 检查 头颅平扫 2025-03-01"]
+
+
+def test_the_listener_refuses_to_start_without_a_clear_configuration(pacs: Cli) -> None:
+    for args, code, message in (
+        ([], 2, "--department CODE or --calling-ae AE=CODE"),
+        (["--department", "XX"], 2, "unknown department 'XX'"),
+        (["--calling-ae", "CT01"], 2, "--calling-ae expects AE=DEPARTMENT"),
+        (["--department", "NK", "--ae-title", "A" * 17], 2, "is not an AE title"),
+        (["--department", "NK", "--tls-cert", "/nonexistent.pem"], 2, "both --tls-cert and --tls-key"),
+        (["--department", "NK", "--as", "officer"], 3, "officer may not create records for department NK"),
+        (["--department", "NK", "--as", "nobody"], 3, "no active user 'nobody'"),
+    ):
+        result = pacs.run("listen", "dicom", "--as", "pacs", "--port", "0", *args, check=False)
+        assert result.returncode == code, (args, result.stderr)
+        assert message in " ".join(result.stderr.split()), args  # rich wraps long lines

@@ -1,0 +1,375 @@
+"""The C-STORE SCP in-process against a real pynetdicom SCU: grouping per association, bytes kept,
+refusals with DICOM statuses, garbage on the port."""
+
+from __future__ import annotations
+
+import io
+import queue
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, _config
+from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, Verification  # type: ignore[attr-defined]
+
+from medarchive.access.services import read_content
+from medarchive.archiving.models import Record
+from medarchive.capture.dicom.scp import Origin, ScpSettings, StoreScp, capture_as
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "Correct-Horse-42"
+STUDY_A = "1.2.826.0.1.3680043.8.498.100"
+STUDY_B = "1.2.826.0.1.3680043.8.498.200"
+
+
+def instance_bytes(study: str, sop: str, **changes: Any) -> bytes:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = "GB18030"
+    ds.StudyInstanceUID, ds.SOPInstanceUID = study, sop
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.PatientID, ds.PatientName, ds.StudyDate, ds.StudyDescription = "P001", "张^三丰", "20250301", "胸部平扫"
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def dataset_part(part10: bytes) -> bytes:
+    """The bytes after the file meta group (what travels in a C-STORE)."""
+    group_length = int.from_bytes(part10[140:144], "little")  # (0002,0000) UL right after "DICM"
+    return part10[144 + group_length :]
+
+
+class Scp:
+    """A running SCP whose associations hand their studies to the test thread.
+
+    The capture itself (`capture_as`, the production sink) then runs in the test's thread and
+    transaction: the SQLite test database is a file another thread could not see uncommitted
+    rows of. tests/e2e/test_dicom_scp.py runs it in the listener's own threads."""
+
+    def __init__(self, settings: ScpSettings) -> None:
+        self.delivered: queue.Queue[tuple[list[Any], Origin]] = queue.Queue()
+        self.scp = StoreScp(settings, sink=self._receive)
+        _, self.port = self.scp.start("127.0.0.1", 0)
+        self.sink = capture_as(settings.username)
+
+    def _receive(self, studies: list[Any], origin: Origin) -> list[Any]:
+        self.delivered.put((studies, origin))
+        return []
+
+    def capture(self) -> list[Any]:
+        """Wait for the next association's studies and capture them."""
+        studies, origin = self.delivered.get(timeout=30)
+        return self.sink(studies, origin)
+
+
+@pytest.fixture
+def pacs(archive: Any) -> Any:
+    from medarchive.security.services import add_user
+
+    return add_user("pacs", actor=None, role="interface", password=PASSWORD)
+
+
+@pytest.fixture
+def server(pacs: Any) -> Iterator[Scp]:
+    running = Scp(ScpSettings(ae_title="MEDARCHIVE", username="pacs", calling_departments={"CT01": "NK"}))
+    yield running
+    running.scp.stop()
+
+
+def associate(port: int, calling: str = "CT01", called: str = "MEDARCHIVE") -> Any:
+    ae = AE(ae_title=calling)
+    for sop_class in (CTImageStorage, SecondaryCaptureImageStorage):
+        ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    ae.add_requested_context(Verification)
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def wait_for_capture(server: Scp) -> list[Any]:
+    return server.capture()
+
+
+def read_back(actor: Any, record: Record, sequence: int) -> bytes:
+    return b"".join(read_content(actor, record.pk, sequence=sequence).chunks)
+
+
+def test_c_echo(server: Scp) -> None:
+    assoc = associate(server.port)
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+
+
+def test_each_study_of_an_association_is_one_record_and_the_dataset_bytes_are_kept(
+    server: Scp, pacs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # the SCU sends the file's bytes undecoded
+    files = {}
+    for n, sop in enumerate(("1.2.3.1", "1.2.3.2", "1.2.3.3"), start=1):
+        files[sop] = tmp_path / f"{n}.dcm"
+        files[sop].write_bytes(instance_bytes(STUDY_A, sop, InstanceNumber=n))
+    chinese = Path(get_charset_files("chrX2.dcm")[0])
+    assoc = associate(server.port)
+    for path in [*files.values(), chinese]:
+        assert assoc.send_c_store(path).Status == 0x0000
+    assoc.release()
+    outcomes = wait_for_capture(server)
+
+    assert [(o.study_uid, o.status, o.instances) for o in outcomes] == [
+        (STUDY_A, "received", 3),
+        ("1.3.6.1.4.1.5962.1.2.0.1175775771.5714.0", "received", 1),
+    ]
+    record = Record.objects.get(metadata__study_uid=STUDY_A)
+    assert record.department.code == "NK"
+    assert record.metadata["patient_name"] == "张三丰" and record.metadata["source_system"] == "CT01"
+    assert record.metadata["instance_count"] == 3
+    assert record.intake.submission.channel == "dicom"
+    for component in record.components.order_by("sequence"):
+        stored = read_back(pacs, record, component.sequence)
+        sop = component.filename.removesuffix(".dcm")
+        assert stored[:132] == b"\0" * 128 + b"DICM" and component.mime_type == "application/dicom"
+        assert dataset_part(stored) == dataset_part(files[sop].read_bytes())  # byte for byte as sent
+        meta = pydicom.dcmread(io.BytesIO(stored)).file_meta
+        assert (meta.MediaStorageSOPInstanceUID, meta.SourceApplicationEntityTitle) == (sop, "CT01")
+        assert meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    other = Record.objects.get(metadata__study_uid="1.3.6.1.4.1.5962.1.2.0.1175775771.5714.0")
+    assert other.metadata["patient_name"] == "王小东"
+    assert dataset_part(read_back(pacs, other, 1)) == dataset_part(chinese.read_bytes())
+
+
+def test_a_dataset_encoded_by_the_scu_reads_back_equal(server: Scp, pacs: Any) -> None:
+    ds = pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_B, "1.2.4.1")))
+    assoc = associate(server.port)
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    (outcome,) = wait_for_capture(server)
+    stored = pydicom.dcmread(io.BytesIO(read_back(pacs, outcome.record, 1)))
+    assert stored == ds  # every element, pixel data included
+
+
+def test_resending_the_same_study_is_not_captured_twice(server: Scp) -> None:
+    data = instance_bytes(STUDY_A, "1.2.3.1")
+    for expected in ("received", "replayed"):
+        assoc = associate(server.port)
+        assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(data))).Status == 0x0000
+        assoc.release()
+        assert [o.status for o in wait_for_capture(server)] == [expected]
+    assert Record.objects.count() == 1
+
+
+def test_a_retry_of_the_same_instance_on_one_association_is_kept_once(server: Scp) -> None:
+    ds = pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))
+    assoc = associate(server.port)
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    assert [o.instances for o in wait_for_capture(server)] == [1]
+
+
+def test_an_aborted_association_keeps_what_was_confirmed(server: Scp) -> None:
+    assoc = associate(server.port)
+    assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0x0000
+    assoc.abort()
+    assert [o.status for o in wait_for_capture(server)] == ["received"]
+
+
+def test_bad_instances_get_failure_statuses_and_the_good_ones_go_on(
+    server: Scp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))
+    no_study = pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.2", StudyInstanceUID=None)))
+    other_patient = pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.3", PatientID="P999")))
+    # A file whose meta is right but whose dataset is garbage: sent as it is, never decoded by the SCU.
+    garbage = tmp_path / "garbage.dcm"
+    head = instance_bytes(STUDY_A, "1.2.3.4")
+    garbage.write_bytes(head[: len(head) - len(dataset_part(head))] + b"\xde\xad\xbe\xef not dicom at all" * 50)
+    assoc = associate(server.port)
+    assert assoc.send_c_store(good).Status == 0x0000
+    status = assoc.send_c_store(no_study)
+    assert status.Status == 0xA900 and "StudyInstanceUID" in status.ErrorComment
+    status = assoc.send_c_store(other_patient)
+    assert status.Status == 0xC001 and "PatientID differs" in status.ErrorComment
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    status = assoc.send_c_store(garbage)
+    assert status.Status in {0xC000, 0xA900}
+    assert assoc.send_c_echo().Status == 0x0000  # the association survived all of it
+    assoc.release()
+    assert [(o.status, o.instances) for o in wait_for_capture(server)] == [("received", 1)]
+
+
+def eventually(check: Any, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_garbage_on_the_port_does_not_stop_the_scp(server: Scp, caplog: pytest.LogCaptureFixture) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: pacs\r\n\r\n")
+        reply = raw.recv(16)
+    assert reply[:1] in {b"\x07", b""}  # A-ABORT, or the connection simply closed
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"\x01\x00\xff\xff\xff\xff" + b"\x00" * 64)  # an A-ASSOCIATE-RQ claiming 4 GiB
+        raw.shutdown(socket.SHUT_WR)
+        raw.recv(16)
+    assoc = associate(server.port)
+    assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0x0000
+    assoc.release()
+    assert [o.status for o in wait_for_capture(server)] == ["received"]
+    assert eventually(lambda: "closed without an association request: not DICOM" in caplog.text)
+
+
+def test_an_unknown_calling_ae_title_is_refused(server: Scp, caplog: pytest.LogCaptureFixture) -> None:
+    assoc = associate(server.port, calling="STRANGER")
+    assert assoc.is_rejected
+    assert assoc.acceptor.primitive.diagnostic == 0x03  # calling AE title not recognised
+    assert eventually(lambda: "refused association from STRANGER" in caplog.text)
+    assert "calling AE title 'STRANGER' has no department" in caplog.text
+
+
+def test_a_wrong_called_ae_title_is_refused(server: Scp) -> None:
+    assoc = associate(server.port, called="SOMEONE")
+    assert assoc.is_rejected
+    assert assoc.acceptor.primitive.diagnostic == 0x07  # called AE title not recognised
+
+
+def test_a_default_department_accepts_any_caller(pacs: Any) -> None:
+    running = Scp(ScpSettings(ae_title="MEDARCHIVE", username="pacs", default_department="BGS"))
+    try:
+        assoc = associate(running.port, calling="ANYONE")
+        assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0
+        assoc.release()
+        (outcome,) = wait_for_capture(running)
+        assert outcome.record.department.code == "BGS"
+    finally:
+        running.scp.stop()
+
+
+def test_a_deactivated_account_captures_nothing(server: Scp, pacs: Any, caplog: pytest.LogCaptureFixture) -> None:
+    pacs.is_active = False
+    pacs.save(update_fields=["is_active"])
+    assoc = associate(server.port)
+    assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0
+    assoc.release()
+    assert wait_for_capture(server) == []
+    assert not Record.objects.exists()
+    assert "account 'pacs' is not active: 1 studies from CT01 (127.0.0.1:" in caplog.text
+
+
+def test_an_instance_over_the_size_limit_is_refused_for_lack_of_resources(server: Scp, settings: Any) -> None:
+    import dataclasses
+
+    data = instance_bytes(STUDY_A, "1.2.3.1")
+    settings.CONFIG = dataclasses.replace(settings.CONFIG, max_upload_bytes=len(data) // 2)
+    assoc = associate(server.port)
+    status = assoc.send_c_store(pydicom.dcmread(io.BytesIO(data)))
+    assert status.Status == 0xA700 and "exceeds the limit" in status.ErrorComment
+    assoc.release()
+    assert server.delivered.empty()  # nothing was confirmed, so nothing is handed on
+    assert not Record.objects.exists()
+
+
+def _certificates(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def issue(name: str, key: Any, issuer: Any, issuer_key: Any, *, ca: bool = False, ip: bool = False) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ip:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            )
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    paths: dict[str, Path] = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    server_key, client_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    for name, cert, key in (
+        ("ca", issue("test CA", ca_key, ca_name, ca_key, ca=True), ca_key),
+        ("server", issue("archive", server_key, ca_name, ca_key, ip=True), server_key),
+        ("client", issue("CT01", client_key, ca_name, ca_key), client_key),
+    ):
+        paths[name] = directory / f"{name}.pem"
+        paths[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths[f"{name}-key"] = directory / f"{name}-key.pem"
+        paths[f"{name}-key"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return paths
+
+
+def test_over_tls_only_callers_with_a_certificate_of_our_ca_get_in(pacs: Any, tmp_path: Path) -> None:
+    import ssl
+
+    from medarchive.cli.dicom import _tls
+
+    certs = _certificates(tmp_path)
+    server_context = _tls(certs["server"], certs["server-key"], certs["ca"])
+    settings = ScpSettings(ae_title="MEDARCHIVE", username="pacs", calling_departments={"CT01": "NK"})
+    delivered: queue.Queue[Any] = queue.Queue()
+    scp = StoreScp(settings, sink=lambda studies, origin: delivered.put(studies) or [])
+    _, port = scp.start("127.0.0.1", 0, ssl_context=server_context)
+    try:
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certs["ca"]))
+        client.load_cert_chain(str(certs["client"]), str(certs["client-key"]))
+        ae = AE(ae_title="CT01")
+        ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+        assoc = ae.associate("127.0.0.1", port, ae_title="MEDARCHIVE", tls_args=(client, "127.0.0.1"))
+        assert assoc.is_established
+        assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0
+        assoc.release()
+        assert len(delivered.get(timeout=30)) == 1
+
+        # Without a client certificate, or without TLS at all, nothing gets through.
+        anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certs["ca"]))
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+            pytest.raises((ssl.SSLError, ConnectionError)),
+            anonymous.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(b"\x01\x00\x00\x00\x00\x10" + b"\x00" * 16)
+            if not tls.recv(16):  # the refusal comes on first use (TLS 1.3 checks the client late)
+                raise ConnectionError("closed")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            raw.sendall(b"\x01\x00\x00\x00\x00\x10" + b"\x00" * 16)  # a plain A-ASSOCIATE-RQ start
+            try:
+                answer = raw.recv(16)
+            except ConnectionError:
+                answer = b""
+            assert answer[:1] in {b"", b"\x15"}  # closed, or a TLS alert record: no DICOM answer at all
+        assert delivered.empty()
+    finally:
+        scp.stop()
