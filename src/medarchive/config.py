@@ -73,6 +73,7 @@ class Config:
     archival_code_pattern: str
     resumable_threshold_bytes: int  # files larger than this are sent as resumable uploads
     watch_dir: Path | None  # the watched drop folder (CAP-08); None = no watcher
+    watch_user: str  # the account the worker captures watched-folder files as
     email_backend: str
     email_host: str
     email_port: int
@@ -160,6 +161,7 @@ def load() -> Config:
         or DEFAULT_ARCHIVAL_CODE_PATTERN,
         resumable_threshold_bytes=_env_int("RESUMABLE_THRESHOLD_BYTES", 64 * 1024 * 1024),
         watch_dir=Path(watch).expanduser().resolve() if (watch := _env("WATCH_DIR")) else None,
+        watch_user=_env("WATCH_USER", "") or "",
         **_email(env),
     )
 

@@ -274,3 +274,17 @@ def test_the_periodic_job_body(his: Any, watch: Path) -> None:
     assert scan_as(watch, "").startswith("skipped")
     assert scan_as(watch, "ghost") == "skipped: no active user 'ghost'"
     assert scan_as(watch, "his") == "0 received, 0 already in, 0 不合格, 0 waiting"
+
+
+def test_the_worker_scans_the_configured_folder_as_the_configured_user(
+    users: dict[str, Any], tmp_path: Path, settings: Any
+) -> None:
+    import dataclasses
+
+    from medarchive.capture.tasks import watch_folder
+
+    assert watch_folder().startswith("skipped")  # nothing configured
+    (tmp_path / "inbox").mkdir()
+    settings.CONFIG = dataclasses.replace(settings.CONFIG, watch_dir=tmp_path, watch_user="officer")
+    outcome = watch_folder()
+    assert "skipped" not in outcome, outcome

@@ -34,9 +34,8 @@ def _inpatient(n: int = 1, **metadata: Any) -> Description:
 
 
 def _notice(n: int = 1, **fields: Any) -> Description:
-    return Description(
-        class_code="WS", department_code="BGS", title=f"关于第{n}号事项的通知", date="2025-03-01", **fields
-    )
+    date = fields.pop("date", "2025-03-01")
+    return Description(class_code="WS", department_code="BGS", title=f"关于第{n}号事项的通知", date=date, **fields)
 
 
 def _item(desc: Description, content: bytes, name: str = "a.pdf", key: str | None = None) -> Item:
@@ -262,3 +261,27 @@ def test_bulk_accept_reports_each_record(users: dict[str, Any]) -> None:
     assert [o.ok for o in outcomes] == [True, True, True, False, False]
     assert "error" in outcomes[3].message
     assert Record.objects.filter(state="accepted").count() == 3
+
+
+def test_a_rerun_replaces_fixed_rows_in_the_register_and_counts_nothing_twice(users: dict[str, Any]) -> None:
+    def run(second_date: str) -> Any:
+        items = [
+            Item(_notice(1), [IncomingFile(name="a.pdf", stream=io.BytesIO(_pdf(20)))], key="r1", label="row 1"),
+            Item(
+                _notice(2, date=second_date),
+                [IncomingFile(name="b.pdf", stream=io.BytesIO(_pdf(21)))],
+                key="r2",
+                label="row 2",
+            ),
+        ]
+        return receive(items, actor=users["officer"], channel="import", key="manifest-x")
+
+    first = run("2025-13-01")
+    assert [o.status for o in first.outcomes] == ["received", "rejected"]
+    run("2025-13-01")  # the same broken carrier again
+    fixed = run("2025-03-02")
+    assert [o.status for o in fixed.outcomes] == ["replayed", "received"]
+    submission = Submission.objects.get()
+    assert [i["status"] for i in submission.report["items"]] == ["received", "received"]
+    assert (submission.received_count, submission.failed_count) == (2, 0)
+    assert submission.received_bytes == len(_pdf(20)) + len(_pdf(21))

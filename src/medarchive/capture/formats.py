@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,13 +98,14 @@ def _pdf(head: bytes) -> Format:
 
 # (test on the first bytes, format or a function of the head that names the format), first match wins.
 _SIGNATURES: list[tuple[Callable[[bytes], bool], Format | Callable[[bytes], Format]]] = [
+    # DICOM first: its 128-byte preamble may itself be a TIFF header (dual-personality files).
+    (lambda h: h[128:132] == b"DICM", Format("DICOM", "application/dicom")),
     (lambda h: h.startswith(b"%PDF-"), _pdf),
     (lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"), Format("PNG", "image/png", "1.2")),
     (lambda h: h.startswith(b"\xff\xd8\xff"), Format("JPEG", "image/jpeg")),
     (lambda h: h.startswith((b"II*\x00", b"MM\x00*")), Format("TIFF", "image/tiff", "6.0")),
     (lambda h: h.startswith((b"GIF87a", b"GIF89a")), lambda h: Format("GIF", "image/gif", h[3:6].decode())),
     (lambda h: h.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"), Format("JPEG 2000", "image/jp2")),
-    (lambda h: h[128:132] == b"DICM", Format("DICOM", "application/dicom")),
     (lambda h: h.startswith(b"PK\x03\x04"), _zip_format),
     (
         lambda h: h.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
@@ -154,8 +156,10 @@ def creating_application(fmt: Format, sample: ContentSample) -> str:
         return ""
     if fmt.name in {"JPEG", "TIFF"}:
         try:
-            with Image.open(io.BytesIO(sample.head)) as image:
-                software = image.getexif().get(_EXIF_SOFTWARE)
+            with warnings.catch_warnings():  # corrupt EXIF is the file's problem, not a reason to fail capture
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(sample.head)) as image:
+                    software = image.getexif().get(_EXIF_SOFTWARE)
         except (OSError, SyntaxError, ValueError):
             return ""
         return str(software).strip("\x00 ")[:200] if software else ""

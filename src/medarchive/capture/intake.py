@@ -222,16 +222,33 @@ def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcom
 
 
 def _close_submission(submission: Submission, outcomes: list[ItemOutcome]) -> None:
-    report = dict(submission.report or {})
-    report["items"] = [*report.get("items", []), *[o.as_dict() for o in outcomes if not o.replayed]]
-    submission.report = report
+    """Store the register: one entry per item label, the latest outcome winning (a re-run that
+    fixes a 不合格 row replaces it; a replay keeps what was received)."""
     received = [o for o in outcomes if o.ok and not o.replayed and o.record is not None]
-    submission.received_count += len(received)
-    submission.received_bytes += sum(
+    new_bytes = sum(
         size for o in received if o.record is not None for size in o.record.components.values_list("size", flat=True)
     )
-    submission.failed_count += sum(1 for o in outcomes if not o.ok)
-    submission.save(update_fields=["report", "received_count", "received_bytes", "failed_count"])
+    with transaction.atomic():  # a concurrent retry of the same submission must not lose entries
+        row = Submission.objects.select_for_update().get(pk=submission.pk)
+        report = dict(row.report or {})
+        items: list[dict[str, Any]] = list(report.get("items", []))
+        where = {item["label"]: n for n, item in enumerate(items) if item.get("label")}
+        for outcome in outcomes:
+            entry = outcome.as_dict()
+            n = where.get(outcome.label) if outcome.label else None
+            if n is None:
+                if outcome.label:
+                    where[outcome.label] = len(items)
+                items.append(entry)
+            elif not outcome.replayed or items[n]["status"] == "rejected":
+                items[n] = entry
+        report["items"] = items
+        row.report = report
+        row.received_count = sum(1 for i in items if i["status"] == "received")
+        row.failed_count = sum(1 for i in items if i["status"] == "rejected")
+        row.received_bytes += new_bytes
+        row.save(update_fields=["report", "received_count", "received_bytes", "failed_count"])
+    submission.refresh_from_db()
 
 
 def _route(

@@ -1,5 +1,6 @@
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,11 @@ def test_creating_application_from_jpeg_exif() -> None:
     assert creating_application(fmt, sample) == "Canon DPP 4"
     fmt, sample = _sampled(b"\xff\xd8\xff\xe0garbage")
     assert creating_application(fmt, sample) == ""
+
+
+def test_a_dicom_file_whose_preamble_is_a_tiff_header_is_dicom() -> None:
+    from pydicom.data import get_testdata_file
+
+    head = Path(str(get_testdata_file("CT_small.dcm"))).read_bytes()[:4096]
+    assert head[:4] in {b"II*\x00", b"MM\x00*"} and head[128:132] == b"DICM"
+    assert identify(head).mime == "application/dicom"
