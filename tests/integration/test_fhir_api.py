@@ -344,6 +344,7 @@ def test_content_type_and_methods_are_checked(client: Client, tokens: Any) -> No
     assert put.status_code == 405 and put["Allow"] == "GET"
     assert outcome(get(client, "/fhir/r4/Patient/1", tokens["emr"]))[0]["code"] == "not-found"
     assert get(client, "/fhir/r4/Patient", tokens["emr"]).status_code == 404
+    assert outcome(get(client, "/fhir/r4/DocumentReference/", tokens["emr"]))[0]["code"] == "not-found"
 
 
 # --- Binary, then a DocumentReference that points at it --------------------------------------------
@@ -725,3 +726,11 @@ def test_session_clients_need_the_csrf_token(tokens: Any, users: Any) -> None:
     # A bearer token needs no CSRF token, even from a client that also holds a session cookie.
     other = post(browser, "/fhir/r4/DocumentReference", document(OTHER_PDF, master="X2"), tokens["emr"])
     assert other.status_code == 201
+
+
+def test_every_class_of_the_valueset_is_in_the_shipped_scheme(archive: Any) -> None:
+    from medarchive.archiving.services import active_class
+    from medarchive.capture.fhir.valueset import DOCUMENT_TYPES
+
+    for document_type in DOCUMENT_TYPES.values():
+        assert active_class(document_type.class_code).code == document_type.class_code

@@ -11,6 +11,8 @@ urlpatterns: list[URLPattern] = [
     path("DocumentReference/<str:resource_id>", views.document_reference_instance, name="fhir-documentreference-read"),
     path("Binary", views.binary_type, name="fhir-binary"),
     path("Binary/<str:resource_id>", views.binary_instance, name="fhir-binary-read"),
+    # Anything else under the base answers as FHIR does: an OperationOutcome, not an HTML page.
     path("<str:resource_type>", views.unknown),
+    path("<str:resource_type>/", views.unknown),
     path("<str:resource_type>/<path:rest>", views.unknown),
 ]
