@@ -64,7 +64,7 @@ from medarchive.security.roles import Action
 
 log = logging.getLogger(__name__)
 
-INLINE_CAP = 64 * 1024 * 1024  # base64 in JSON is held in memory: bigger files go as a raw Binary
+INLINE_CAP = 16 * 1024 * 1024  # base64 in JSON is held in memory (~4x per request): bigger files go as a raw Binary
 BINARY_TTL = dt.timedelta(hours=24)
 PURGE_GRACE = dt.timedelta(hours=1)  # an expired Binary is refused at once, deleted an hour later
 MAX_PENDING_PER_CALLER = 1000
