@@ -318,27 +318,33 @@ def fingerprint(components: list[Component]) -> None:
     _store_prints(components, text_prints([(c.mime_type, c.blob) for c in components]))
 
 
-def _duplicates(record: Record) -> list[quality.Finding]:
+def _duplicates(record: Record, components: list[Component]) -> list[quality.Finding]:
+    """Exact duplicates by digest, near duplicates by text fingerprint: a few queries per record,
+    whatever its number of files."""
+    live = Q(record__state=RecordState.WITHDRAWN) | Q(record=record)
+    twins = {
+        c.sha256: c.record
+        for c in Component.objects.filter(sha256__in={c.sha256 for c in components})
+        .exclude(live)
+        .select_related("record")
+    }
+    prints = {p.component_id: p for p in TextFingerprint.objects.filter(component__in=components)}
     found: list[quality.Finding] = []
-    for component in record.components.all():
-        twin = (
-            Component.objects.filter(sha256=component.sha256)
-            .exclude(record=record)
-            .exclude(record__state=RecordState.WITHDRAWN)
-            .select_related("record")
-            .first()
-        )
+    for component in components:
+        twin = twins.get(component.sha256)
         if twin is not None:
             found.append(
                 quality.Finding(
                     "duplicate",
                     quality.ERROR,
-                    f"{component.filename}: identical content is already in record {twin.record.electronic_no}",
+                    f"{component.filename}: identical content is already in record {twin.electronic_no}",
                     field="files",
-                    params=(("file", component.filename), ("record", twin.record.electronic_no)),
+                    params=(("file", component.filename), ("record", twin.electronic_no)),
                 )
             )
-        near = _near_duplicate(component, record)
+            continue  # the bytes are the same: a near-duplicate finding would say nothing more
+        mine = prints.get(component.pk)
+        near = _near_duplicate(mine, record) if mine is not None else None
         if near is not None:
             other, bits = near
             found.append(
@@ -354,10 +360,7 @@ def _duplicates(record: Record) -> list[quality.Finding]:
     return found
 
 
-def _near_duplicate(component: Component, record: Record) -> tuple[Record, int] | None:
-    mine = TextFingerprint.objects.filter(component=component).first()
-    if mine is None:
-        return None
+def _near_duplicate(mine: TextFingerprint, record: Record) -> tuple[Record, int] | None:
     same_band = Q(band0=mine.band0) | Q(band1=mine.band1) | Q(band2=mine.band2) | Q(band3=mine.band3)
     candidates = (
         TextFingerprint.objects.filter(same_band)
@@ -370,9 +373,6 @@ def _near_duplicate(component: Component, record: Record) -> tuple[Record, int] 
         bits = textprint.distance(mine.simhash, other.simhash)
         if bits <= textprint.NEAR_BITS and (best is None or bits < best[1]):
             best = (other.component.record, bits)
-    # An exact byte duplicate is reported as such; near means the text matches, the bytes do not.
-    if best is not None and best[0].components.filter(sha256=component.sha256).exists():
-        return None
     return best
 
 
@@ -380,13 +380,14 @@ def check(record: Record, intake: Intake, *, actor: User) -> list[quality.Findin
     """Run every rule on the record as it stands; store the findings; auto-accept when clean and
     allowed. Call inside the record's transaction."""
     rules = record.archive_class.intake_rules or {}
-    files = [quality.FileFacts(c.filename, c.size, c.mime_type, c.format_name) for c in record.components.all()]
+    components = list(record.components.all())
+    files = [quality.FileFacts(c.filename, c.size, c.mime_type, c.format_name) for c in components]
     findings = [
         *quality.mandatory(missing_mandatory(record)),
         *quality.formats(rules, record.archive_class.code, files),
         *quality.sizes(rules, files),
         *quality.dates(rules, record.date, record.metadata, clock.today()),
-        *_duplicates(record),
+        *_duplicates(record, components),
     ]
     intake.findings = [f.as_dict() for f in findings]
     intake.errors = sum(1 for f in findings if f.severity == quality.ERROR)
