@@ -356,3 +356,12 @@ def test_refusals_are_logged_without_patient_names(handle: Handler, caplog: pyte
     assert "AE at PV1-3.1: unknown department" in refusals[0]
     assert "PID-5 is longer than 100 characters" in refusals[2]
     assert all("司马" not in line and "懿" not in line for line in caplog.messages)
+
+
+def test_oru_values_too_long_name_the_obr_field(handle: Handler) -> None:
+    text = samples.build(samples.Sample(kind="ORU^R01^ORU_R01", observations=[samples.text("x")]))
+    text = text.replace("58410-2^血常规^LN", "58410-2^" + "血常规" * 40 + "^LN")
+    code, message, ack = answer(handle, text.encode())
+    assert code == "AE"
+    assert message == "OBR-4 is longer than 100 characters"
+    assert str(ack.segment("ERR")[2]) == "OBR^1^4"

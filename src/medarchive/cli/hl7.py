@@ -15,6 +15,8 @@ from medarchive.cli import runtime
 from medarchive.cli.listen import listen
 from medarchive.cli.output import console, fail
 
+DEFAULT_MAX_MB = 64  # ~47 MiB of document; larger files go through the REST API, which streams
+
 
 @listen.command("hl7")
 @runtime.handles_errors
@@ -37,6 +39,9 @@ def listen_hl7(
     tls_client_ca: Annotated[
         Path | None, typer.Option(help="PEM CA bundle: require senders to present a certificate it signed.")
     ] = None,
+    max_mb: Annotated[
+        int, typer.Option("--max-mb", min=1, help="Largest message in MiB (base64 documents included).")
+    ] = DEFAULT_MAX_MB,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every message, not only refusals.")] = False,
 ) -> None:
     """Listen for HL7 v2 messages over MLLP and archive them as --as USERNAME.
@@ -63,8 +68,9 @@ def listen_hl7(
     tls = _tls(tls_cert, tls_key, tls_client_ca)
     if verbose:
         logging.getLogger("medarchive.capture.hl7").setLevel(logging.INFO)
-    # base64 is 4/3 of the document; leave room for the segments around it.
-    max_bytes = settings.CONFIG.max_upload_bytes * 4 // 3 + 1024 * 1024
+    # A message is held in memory while it is parsed: keep it bounded. base64 is 4/3 of the document;
+    # no message needs to be larger than the largest upload in base64 plus its segments.
+    max_bytes = min(max_mb * 1024 * 1024, settings.CONFIG.max_upload_bytes * 4 // 3 + 1024 * 1024)
     handler = Handler(user_id=user.pk)
     server = mllp.Server(
         mllp.Settings(

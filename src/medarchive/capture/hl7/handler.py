@@ -157,7 +157,7 @@ def _redact(text: str, message: Message | None) -> str:
     if message is None or message.patient is None:
         return text
     for value in (message.patient.name, message.patient.id):
-        if value and len(value) >= 2:
+        if value and len(value) >= 3:
             text = text.replace(value, "***")
     return text
 

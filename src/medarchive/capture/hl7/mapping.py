@@ -29,15 +29,16 @@ GENDERS = {"M": "男", "F": "女", "O": "其他", "U": "未知", "A": "不明确
 
 DEFAULT_TITLES = {"MDM": "临床文档", "ORU": "检验检查报告"}
 
-# Metadata key → (HL7 field it comes from, schema maxLength): checked here so a refusal names the field.
+# Metadata key → (HL7 field it comes from in MDM / in ORU, schema maxLength): checked here so that a
+# refusal names the field.
 LIMITS = {
-    "patient_id": (Location("PID", 3), 64),
-    "patient_name": (Location("PID", 5), 100),
-    "visit_number": (Location("PV1", 19), 64),
-    "document_type": (Location("TXA", 2), 100),
-    "external_id": (Location("TXA", 12), 200),
-    "attending_physician": (Location("PV1", 7), 100),
-    "source_system": (Location("MSH", 3), 50),
+    "patient_id": (Location("PID", 3), Location("PID", 3), 64),
+    "patient_name": (Location("PID", 5), Location("PID", 5), 100),
+    "visit_number": (Location("PV1", 19), Location("PV1", 19), 64),
+    "document_type": (Location("TXA", 2), Location("OBR", 4), 100),
+    "external_id": (Location("TXA", 12), Location("OBR", 3), 200),
+    "attending_physician": (Location("PV1", 7), Location("PV1", 7), 100),
+    "source_system": (Location("MSH", 3), Location("MSH", 3), 50),
 }
 
 _UNSAFE_NAME = re.compile(r"[^\w\u3400-\u9fff.-]+")
@@ -117,7 +118,7 @@ def to_item(message: Message) -> Item:
         metadata["external_id"] = message.document_number
     if message.document_status:
         metadata["document_status"] = message.document_status
-    _check_lengths(metadata)
+    _check_lengths(metadata, oru=h.message_type == "ORU")
     title = message.document_title or DEFAULT_TITLES.get(h.message_type, h.kind)
     if visit is not None and visit.visit_number:
         title += f"（{'住院号' if inpatient else '就诊号'} {visit.visit_number}）"
@@ -150,8 +151,9 @@ def _visit_metadata(metadata: dict[str, object], message: Message, *, inpatient:
         metadata["discharge_date"] = _local(visit.discharged_at).date().isoformat()
 
 
-def _check_lengths(metadata: dict[str, object]) -> None:
-    for key, (where, limit) in LIMITS.items():
+def _check_lengths(metadata: dict[str, object], *, oru: bool) -> None:
+    for key, (in_mdm, in_oru, limit) in LIMITS.items():
+        where = in_oru if oru else in_mdm
         value = metadata.get(key)
         if isinstance(value, str) and len(value) > limit:
             raise error(f"{where} is longer than {limit} characters", location=where, code=104)

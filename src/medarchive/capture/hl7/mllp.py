@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import queue
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -178,6 +179,10 @@ class Server:
             log.warning("hl7: connection from %s refused: address not in --allow", peer)
             writer.close()
             return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # senders keep connections open for days: notice the ones that died
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         task = asyncio.current_task()
         assert task is not None
         conn = _Connection(task)
