@@ -85,13 +85,8 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim(staged: StagedBlob) -> Blob:
-    """Make `staged` durable, or drop it when identical content is already stored.
-
-    Returns the Blob row to link to. Runs its own short transaction, so call it *before*
-    the record transaction; `settle()` then marks owned rows stored inside that transaction.
-    """
-    row = Blob(
+def _pending_row(staged: StagedBlob) -> Blob:
+    return Blob(
         address=staged.address,
         size=staged.size,
         sha256=staged.sha256,
@@ -103,6 +98,15 @@ def claim(staged: StagedBlob) -> Blob:
         state=Blob.PENDING,
         owner=_owner(),
     )
+
+
+def claim(staged: StagedBlob) -> Blob:
+    """Make `staged` durable, or drop it when identical content is already stored.
+
+    Returns the Blob row to link to. Runs its own short transaction, so call it *before*
+    the record transaction; `settle()` then marks owned rows stored inside that transaction.
+    """
+    row = _pending_row(staged)
     try:
         with transaction.atomic():  # new content is the common case: one INSERT, no SELECT first
             row.save(force_insert=True)
@@ -125,6 +129,26 @@ def claim(staged: StagedBlob) -> Blob:
         Blob.objects.filter(pk=row.pk, state=Blob.PENDING).delete()
         raise
     return row
+
+
+def drop_orphans(committed: Iterable[StagedBlob]) -> None:
+    """After a rolled-back transaction: delete the sealed objects the caller committed whose Blob
+    rows were rolled back (no key to open them is left anywhere).
+
+    Each address is first claimed with a pending row of our own, exactly as a writer claims
+    one, so an object another writer committed meanwhile (it would own the row) is never
+    touched; a crash midway leaves a pending claim that `recover()` cleans up."""
+    storage = blob_store().storage
+    for staged in committed:
+        if Blob.objects.filter(address=staged.address).exists():
+            continue  # not rolled back, or another writer has stored the same content since
+        try:
+            with transaction.atomic():
+                _pending_row(staged).save(force_insert=True)
+        except IntegrityError:
+            continue
+        storage.delete_if_exists(staged.address)
+        Blob.objects.filter(address=staged.address, state=Blob.PENDING, owner=_owner()).delete()
 
 
 def settle(blobs: Iterable[Blob]) -> None:

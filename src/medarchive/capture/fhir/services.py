@@ -8,7 +8,7 @@ Transaction Bundle, all or nothing:
 2. every file is staged (encrypted) outside the database transaction;
 3. one outer `transaction.atomic()` wraps `receive`: each record is a savepoint inside it;
    if any item is refused (a race the checks could not see), the whole transaction rolls back
-   and the sealed objects of blobs whose rows were rolled back are deleted (`_drop_orphans`),
+   and the sealed objects of blobs whose rows were rolled back are deleted (`preservation.drop_orphans`),
    so nothing of the bundle stays — not a record, a submission, an audit row or a file.
 """
 
@@ -19,8 +19,6 @@ import datetime as dt
 import hashlib
 import io
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from typing import IO, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import Component, Record, RecordState
@@ -56,7 +54,7 @@ from medarchive.core.ids import parse_uuid
 from medarchive.core.services import active_department
 from medarchive.preservation import services as preservation
 from medarchive.preservation.blobstore import StagedBlob
-from medarchive.preservation.models import Blob, PreservationEvent
+from medarchive.preservation.models import PreservationEvent
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import require
@@ -525,7 +523,9 @@ def capture_transaction(tx: parse.Transaction, *, actor: User, key: str | None, 
         return _receive_all(plans, actor=actor, key=key, source=source)
     except BaseException as exc:
         # Objects this request committed to the store whose Blob rows the rollback took with it.
-        _drop_orphans([f.staged for p in plans for f in p.item.files if f.staged is not None and f.staged.created])
+        preservation.drop_orphans(
+            [f.staged for p in plans for f in p.item.files if f.staged is not None and f.staged.created]
+        )
         if not isinstance(exc, _Abort):
             raise
         log.info(
@@ -556,43 +556,6 @@ def _receive_all(plans: list[Planned], *, actor: User, key: str | None, source: 
             _release_binaries(plan.binaries)
         plan.binaries = []  # taken: nothing to release in `_discard`
     return captured
-
-
-def _owner() -> str:
-    # The writer tag `preservation.recover()` understands: a claim of a dead local process is reclaimed.
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _drop_orphans(committed: list[StagedBlob]) -> None:
-    """After a rolled-back transaction: delete the sealed objects this request committed whose
-    Blob rows were rolled back (no key to open them is left anywhere).
-
-    Each address is first claimed with a pending row of our own, exactly as a writer claims
-    one, so an object another writer committed meanwhile (it would own the row) is never
-    touched; a crash midway leaves a pending claim that `recover()` cleans up."""
-    storage = preservation.blob_store().storage
-    for staged in committed:
-        if Blob.objects.filter(address=staged.address).exists():
-            continue  # not rolled back, or another writer has stored the same content since
-        claim = Blob(
-            address=staged.address,
-            size=staged.size,
-            sha256=staged.sha256,
-            sm3=staged.sm3,
-            suite=staged.suite,
-            key_id=staged.key_id,
-            wrapped_key=staged.wrapped_key,
-            stored_size=staged.stored_size,
-            state=Blob.PENDING,
-            owner=_owner(),
-        )
-        try:
-            with transaction.atomic():
-                claim.save(force_insert=True)
-        except IntegrityError:
-            continue
-        storage.delete_if_exists(staged.address)
-        Blob.objects.filter(address=staged.address, state=Blob.PENDING, owner=_owner()).delete()
 
 
 # --- SHA-1 for records captured elsewhere ------------------------------------------------------------
