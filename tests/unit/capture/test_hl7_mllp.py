@@ -240,3 +240,23 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+def test_a_failing_handler_costs_its_connection_not_the_listener() -> None:
+    calls: list[bytes] = []
+
+    def flaky(data: bytes, peer: str) -> bytes:
+        calls.append(data)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        return b"MSH|^~\\&|ACK\rMSA|AA|ok"
+
+    running = start(handle=flaky)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as sock:
+            sock.sendall(wrap(MSG))
+            assert sock.recv(100) == b""  # closed without an answer
+        with MLLPClient("127.0.0.1", running.port) as client:
+            assert client.send_message(MSG) == wrap(b"MSH|^~\\&|ACK\rMSA|AA|ok")
+    finally:
+        running.stop()

@@ -194,6 +194,8 @@ class Server:
             pass
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             log.warning("hl7: %s: connection lost: %s", peer, type(exc).__name__)
+        except Exception:  # a bug must cost this connection only, never the listener
+            log.exception("hl7: %s: internal error; connection closed", peer)
         finally:
             self._connections.pop(id(task), None)
             writer.close()
