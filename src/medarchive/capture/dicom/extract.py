@@ -86,6 +86,9 @@ class Instance:
         return self.sop_class_uid == DICOMDIR_SOP_CLASS
 
 
+_UNDEFINED = 0xFFFFFFFF  # "undefined length" (sequences, encapsulated pixel data)
+
+
 def read_instance(stream: IO[bytes]) -> Instance:
     """Parse a DICOM Part 10 file (128-byte preamble, "DICM", file meta) up to its pixel data.
 
@@ -103,12 +106,25 @@ def read_instance(stream: IO[bytes]) -> Instance:
         raise NotDicom(f"not a DICOM file: {exc}", field="file") from None
     except Exception as exc:
         raise DicomProblem(f"the DICOM header cannot be read: {type(exc).__name__}: {exc}", field="file") from None
+    _check_complete(ds)
     try:
         return facts(ds)
     except DicomProblem:
         raise
     except Exception as exc:
         raise DicomProblem(f"the DICOM header cannot be decoded: {type(exc).__name__}: {exc}", field="file") from None
+
+
+def _check_complete(ds: Dataset) -> None:
+    """pydicom keeps what it found of an element cut short by the end of the file (a UID "1" of a
+    declared 40 bytes): a truncated file must be refused, not captured with wrong identifiers."""
+    for tag, element in ds._dict.items():  # raw elements, before any value conversion
+        value, length = getattr(element, "value", None), getattr(element, "length", None)
+        if isinstance(value, bytes) and isinstance(length, int) and length != _UNDEFINED and len(value) < length:
+            raise DicomProblem(
+                f"the file is truncated: element {tag} declares {length} bytes and {len(value)} are present",
+                field="file",
+            )
 
 
 def facts(ds: Dataset) -> Instance:
