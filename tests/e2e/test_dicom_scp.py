@@ -17,11 +17,13 @@ from typing import Any
 
 import pydicom
 import pytest
-from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.data import get_charset_files
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, Verification  # type: ignore[attr-defined]
 from tests.e2e.conftest import PASSWORD, Cli
+
+from medarchive.capture.dicom import samples
 
 pytestmark = pytest.mark.slow
 STUDY = "1.2.826.0.1.3680043.8.498.300"
@@ -29,24 +31,22 @@ CHINESE_STUDY = "1.3.6.1.4.1.5962.1.2.0.1175775771.5714.0"
 
 
 def instance_bytes(sop: str, number: int, **changes: Any) -> bytes:
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.SpecificCharacterSet = "GB18030"
-    ds.StudyInstanceUID, ds.SOPInstanceUID, ds.InstanceNumber = STUDY, sop, number
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
-    ds.PatientID, ds.PatientName, ds.StudyDate, ds.StudyDescription = "P042", "李^小龙", "20250301", "头颅平扫"
-    for keyword, value in changes.items():
-        if value is None:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return samples.ct_instance(
+        **{
+            "SpecificCharacterSet": "GB18030",
+            "StudyInstanceUID": STUDY,
+            "SOPInstanceUID": sop,
+            "InstanceNumber": number,
+            "PatientID": "P042",
+            "PatientName": "李^小龙",
+            "StudyDate": "20250301",
+            "StudyDescription": "头颅平扫",
+            **changes,
+        }
+    )
 
 
-def dataset_part(part10: bytes) -> bytes:
-    group_length = int.from_bytes(part10[140:144], "little")  # (0002,0000) right after "DICM"
-    return part10[144 + group_length :]
+dataset_part = samples.dataset_part
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pydicom.data import get_charset_files, get_testdata_file
 
 from medarchive.access.services import read_content
 from medarchive.archiving.models import Record
-from medarchive.capture.dicom import importer
+from medarchive.capture.dicom import importer, samples
 from medarchive.capture.models import Channel, ReviewState, Submission
 from medarchive.core.errors import ValidationError
 
@@ -25,21 +25,21 @@ STUDY_B = "1.2.826.0.1.3680043.8.498.200"
 
 def instance_bytes(study: str, sop: str, **changes: Any) -> bytes:
     """A small CT instance (zero preamble) of `study` for patient 张三丰."""
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.preamble = b"\0" * 128
-    ds.SpecificCharacterSet = "GB18030"
-    ds.StudyInstanceUID, ds.SOPInstanceUID = study, sop
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
-    ds.PatientID, ds.PatientName, ds.PatientSex, ds.PatientBirthDate = "P001", "张^三丰", "M", "19700101"
-    ds.StudyDate, ds.StudyDescription, ds.AccessionNumber = "20250301", "胸部平扫", "ACC001"
-    for keyword, value in changes.items():
-        if value is None:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return samples.ct_instance(
+        **{
+            "SpecificCharacterSet": "GB18030",
+            "StudyInstanceUID": study,
+            "SOPInstanceUID": sop,
+            "PatientID": "P001",
+            "PatientName": "张^三丰",
+            "PatientSex": "M",
+            "PatientBirthDate": "19700101",
+            "StudyDate": "20250301",
+            "StudyDescription": "胸部平扫",
+            "AccessionNumber": "ACC001",
+            **changes,
+        }
+    )
 
 
 def write(path: Path, data: bytes) -> Path:

@@ -13,13 +13,14 @@ from typing import Any
 
 import pydicom
 import pytest
-from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.data import get_charset_files
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, Verification  # type: ignore[attr-defined]
 
 from medarchive.access.services import read_content
 from medarchive.archiving.models import Record
+from medarchive.capture.dicom import samples
 from medarchive.capture.dicom.scp import Origin, ScpSettings, StoreScp, capture_as
 
 pytestmark = pytest.mark.django_db
@@ -29,25 +30,21 @@ STUDY_B = "1.2.826.0.1.3680043.8.498.200"
 
 
 def instance_bytes(study: str, sop: str, **changes: Any) -> bytes:
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.SpecificCharacterSet = "GB18030"
-    ds.StudyInstanceUID, ds.SOPInstanceUID = study, sop
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
-    ds.PatientID, ds.PatientName, ds.StudyDate, ds.StudyDescription = "P001", "张^三丰", "20250301", "胸部平扫"
-    for keyword, value in changes.items():
-        if value is None:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return samples.ct_instance(
+        **{
+            "SpecificCharacterSet": "GB18030",
+            "StudyInstanceUID": study,
+            "SOPInstanceUID": sop,
+            "PatientID": "P001",
+            "PatientName": "张^三丰",
+            "StudyDate": "20250301",
+            "StudyDescription": "胸部平扫",
+            **changes,
+        }
+    )
 
 
-def dataset_part(part10: bytes) -> bytes:
-    """The bytes after the file meta group (what travels in a C-STORE)."""
-    group_length = int.from_bytes(part10[140:144], "little")  # (0002,0000) UL right after "DICM"
-    return part10[144 + group_length :]
+dataset_part = samples.dataset_part
 
 
 class Scp:

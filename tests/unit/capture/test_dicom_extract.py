@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_charset_files, get_testdata_file
 from pydicom.valuerep import PersonName
 
+from medarchive.capture.dicom import samples
 from medarchive.capture.dicom.extract import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
@@ -31,16 +31,7 @@ def charset_file(name: str) -> bytes:
 
 def instance_bytes(**changes: object) -> bytes:
     """CT_small.dcm with a zero preamble and the given attributes changed (None deletes)."""
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.preamble = b"\0" * 128
-    for keyword, value in changes.items():
-        if value is None:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return samples.ct_instance(**changes)
 
 
 def read(data: bytes):  # type: ignore[no-untyped-def]
