@@ -285,3 +285,40 @@ def test_a_rerun_replaces_fixed_rows_in_the_register_and_counts_nothing_twice(us
     assert [i["status"] for i in submission.report["items"]] == ["received", "received"]
     assert (submission.received_count, submission.failed_count) == (2, 0)
     assert submission.received_bytes == len(_pdf(20)) + len(_pdf(21))
+
+
+def test_a_file_its_parser_chokes_on_is_still_captured(users: dict[str, Any]) -> None:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:  # a .docx whose XML is garbage: python-docx raises lxml errors
+        archive.writestr("[Content_Types].xml", "<Types")
+        archive.writestr("word/document.xml", "<w:document><<<")
+    outcome = _one(users["officer"], _notice(), out.getvalue(), name="broken.docx")
+    assert outcome.ok and outcome.record is not None
+
+
+def test_an_unexpected_failure_fails_its_item_only_and_the_register_is_written(
+    users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medarchive.capture import intake as door
+
+    real = door.check
+
+    def flaky(record: Any, intake: Any, *, actor: Any) -> Any:
+        if record.title.endswith("2号事项的通知"):
+            raise RuntimeError("disk on fire")
+        return real(record, intake, actor=actor)
+
+    monkeypatch.setattr(door, "check", flaky)
+    before = len(list(blob_store().storage.addresses()))
+    result = receive(
+        [_item(_notice(1), _pdf(30)), _item(_notice(2), _pdf(31), name="b.pdf"), _item(_notice(3), _pdf(32), name="c")],
+        actor=users["officer"],
+        channel="rest",
+    )
+    assert [o.status for o in result.outcomes] == ["received", "rejected", "received"]
+    error = result.outcomes[1].error
+    assert error is not None and error.code == "internal_error" and "disk" not in error.message
+    assert Record.objects.count() == 2 and len(list(blob_store().storage.addresses())) == before + 2
+    assert Submission.objects.get().failed_count == 1

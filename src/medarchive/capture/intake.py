@@ -24,7 +24,7 @@ from medarchive.capture.models import Channel, Intake, ReviewState, Submission, 
 from medarchive.capture.services import Description, IncomingFile, create_record, prestage
 from medarchive.capture.signals import intake_changed
 from medarchive.core import clock
-from medarchive.core.errors import DuplicateSubmission, MedarchiveError, ValidationError
+from medarchive.core.errors import DuplicateSubmission, InternalError, MedarchiveError, ValidationError
 from medarchive.preservation.models import Blob
 from medarchive.preservation.services import open_blob
 from medarchive.security.models import User
@@ -217,6 +217,12 @@ def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcom
         log.info("submission %s: %s rejected: %s", submission.pk, item.label or "item", exc.message)
         outcome.error = exc
         return outcome
+    except Exception:
+        # Nothing of the item was kept (create_record's transaction and blob release saw to that);
+        # one item's failure must not abort the others nor leave the register unwritten.
+        log.exception("submission %s: %s failed unexpectedly", submission.pk, item.label or "item")
+        outcome.error = InternalError("the record could not be captured because of an internal error; retry")
+        return outcome
     outcome.record, outcome.intake = record, record.intake
     return outcome
 
@@ -282,7 +288,12 @@ def _text_print(mime: str, blob: Blob) -> tuple[int, int] | None:
     """(SimHash, characters) of a file's text, or None when it has no text worth comparing."""
     if blob.size > textprint.MAX_BYTES or mime not in textprint.TEXT_TYPES | {"application/pdf", textprint.DOCX}:
         return None
-    text = textprint.normalize(textprint.extract(mime, b"".join(open_blob(blob))))
+    data = b"".join(open_blob(blob))
+    try:
+        text = textprint.normalize(textprint.extract(mime, data))
+    except Exception:  # a file its parser chokes on has no comparable text; capture goes on
+        log.warning("text of a %s file could not be read for the near-duplicate check", mime, exc_info=True)
+        return None
     value = textprint.simhash(text)
     return None if value is None else (value, len(text))
 

@@ -19,6 +19,7 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # a damaged PDF is reported 
 MAX_CHARS = 6000
 MIN_CHARS = 80  # shorter texts (a title page, a form stub) say too little to compare
 MAX_BYTES = 16 * 1024 * 1024  # larger files are not read back for text
+MAX_DOCX_XML = 8 * 1024 * 1024  # expanded word/document.xml: a zip bomb must not reach the XML parser
 SHINGLE = 4
 BITS = 64
 NEAR_BITS = 3  # at most this many differing bits = near duplicate; 4 bands of 16 bits find all
@@ -70,6 +71,10 @@ def _docx_text(data: bytes) -> str:
     from docx import Document  # noqa: PLC0415
 
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            body = archive.getinfo("word/document.xml")
+            if body.file_size > MAX_DOCX_XML or sum(i.file_size for i in archive.infolist()) > 4 * MAX_DOCX_XML:
+                return ""  # declared sizes are checked before python-docx inflates anything
         return "\n".join(p.text for p in Document(io.BytesIO(data)).paragraphs)
     except (zipfile.BadZipFile, KeyError, ValueError):
         return ""

@@ -77,6 +77,13 @@ class IntegrityFailure(MedarchiveError):
     code = "integrity_failure"
 
 
+class InternalError(MedarchiveError):
+    """Something failed that the caller cannot fix; the details are in the server log."""
+
+    status = 500
+    code = "internal_error"
+
+
 class ConfigurationError(MedarchiveError):
     status = 500
     code = "configuration_error"

@@ -62,3 +62,21 @@ def test_extract_reads_gb18030_text_and_ignores_binary() -> None:
     assert textprint.extract("text/plain", "出院小结".encode("gb18030")) == "出院小结"
     assert textprint.extract("image/jpeg", b"\xff\xd8\xff") == ""
     assert textprint.extract("application/pdf", b"%PDF-1.7 broken") == ""
+
+
+def test_a_docx_whose_body_inflates_past_the_cap_is_not_parsed() -> None:
+    import io
+    import zipfile
+
+    body = (
+        b'<?xml version="1.0"?><w:document xmlns:w="x"><w:body>'
+        + b"<w:p/>" * (2 * 1024 * 1024)
+        + b"</w:body></w:document>"
+    )
+    assert len(body) > textprint.MAX_DOCX_XML
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", body)
+    assert len(out.getvalue()) < 200_000  # small on the wire
+    assert textprint.extract(textprint.DOCX, out.getvalue()) == ""
