@@ -322,3 +322,23 @@ def test_an_unexpected_failure_fails_its_item_only_and_the_register_is_written(
     assert error is not None and error.code == "internal_error" and "disk" not in error.message
     assert Record.objects.count() == 2 and len(list(blob_store().storage.addresses())) == before + 2
     assert Submission.objects.get().failed_count == 1
+
+
+def test_a_duplicate_in_another_department_is_not_named_to_the_submitter(users: dict[str, Any]) -> None:
+    from django.test import Client
+
+    from medarchive.capture.findings import for_viewer
+    from medarchive.security.services import create_token
+
+    theirs = _one(users["officer_nk"], _inpatient(1), _pdf(40)).record  # NK's record
+    mine = _one(users["officer"], _notice(1), _pdf(40), name="copy.pdf")  # same bytes, BGS
+    stored = mine.intake.findings[0]
+    assert stored["rule"] == "duplicate" and stored["params"]["record_id"] == str(theirs.pk)
+    shown = for_viewer(mine.intake.findings, users["officer"])
+    assert theirs.electronic_no not in str(shown) and "already in the archive" in shown[0]["message"]
+    assert for_viewer(mine.intake.findings, users["archivist"]) == mine.intake.findings
+    _, raw = create_token(users["officer"], actor=None, name="t")
+    response = Client().get(f"/api/v1/records/{mine.record.pk}/intake", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == 200 and theirs.electronic_no not in response.content.decode()
+    # reading the intake is a metadata read, audited like any other
+    assert AuditEntry.objects.filter(action="record:metadata:read", object_id=str(mine.record.pk)).exists()

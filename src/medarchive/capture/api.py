@@ -10,13 +10,14 @@ from django.http import HttpRequest
 from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
-from medarchive.access.queries import describe, get_record
-from medarchive.capture import queries, review, services
+from medarchive.access.queries import audit_metadata_read, describe, get_record
+from medarchive.capture import findings, queries, review, services
 from medarchive.capture.models import Intake
 from medarchive.core.errors import NotFound, ValidationError
 from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, RecordOut
 from medarchive.security.api_auth import actor_of
+from medarchive.security.models import User
 
 MAX_BULK = 500
 
@@ -102,7 +103,7 @@ class IntakeOut(Schema):
     checked_at: str | None
 
     @staticmethod
-    def of(intake: Intake) -> IntakeOut:
+    def of(intake: Intake, actor: User) -> IntakeOut:
         record = intake.record
         return IntakeOut(
             record_id=str(record.pk),
@@ -116,7 +117,7 @@ class IntakeOut(Schema):
             label=intake.label,
             errors=intake.errors,
             warnings=intake.warnings,
-            findings=intake.findings,
+            findings=findings.for_viewer(intake.findings, actor),
             comment=intake.comment,
             rounds=intake.rounds,
             checked_at=intake.checked_at.isoformat() if intake.checked_at else None,
@@ -128,7 +129,8 @@ def _intake(request: HttpRequest, record_id: UUID) -> IntakeOut:
     found = Intake.objects.filter(record=record).select_related("record", "submission").first()
     if found is None:
         raise NotFound(f"record {record.electronic_no} has not been submitted to the archive")
-    return IntakeOut.of(found)
+    audit_metadata_read(actor_of(request), record)
+    return IntakeOut.of(found, actor_of(request))
 
 
 @records.get("/{record_id}/intake", tags=["capture"], response={200: IntakeOut, **ERRORS}, summary="Review state")
@@ -201,7 +203,10 @@ def queue(
         page_size=page_size,
     )
     return IntakePageOut(
-        items=[IntakeOut.of(i) for i in found.items], total=found.total, page=found.page, pages=found.pages
+        items=[IntakeOut.of(i, actor_of(request)) for i in found.items],
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
     )
 
 
@@ -209,7 +214,10 @@ def queue(
 def returned(request: HttpRequest, page: int = 1, page_size: int = 25) -> IntakePageOut:
     found = queries.returned_inbox(actor_of(request), page=page, page_size=page_size)
     return IntakePageOut(
-        items=[IntakeOut.of(i) for i in found.items], total=found.total, page=found.page, pages=found.pages
+        items=[IntakeOut.of(i, actor_of(request)) for i in found.items],
+        total=found.total,
+        page=found.page,
+        pages=found.pages,
     )
 
 

@@ -350,7 +350,7 @@ def _duplicates(record: Record, components: list[Component]) -> list[quality.Fin
                     quality.ERROR,
                     f"{component.filename}: identical content is already in record {twin.electronic_no}",
                     field="files",
-                    params=(("file", component.filename), ("record", twin.electronic_no)),
+                    params=(("file", component.filename), ("record", twin.electronic_no), ("record_id", str(twin.pk))),
                 )
             )
             continue  # the bytes are the same: a near-duplicate finding would say nothing more
@@ -365,7 +365,12 @@ def _duplicates(record: Record, components: list[Component]) -> list[quality.Fin
                     f"{component.filename}: text is nearly identical to record {other.electronic_no}"
                     f" ({bits} of 64 bits differ)",
                     field="files",
-                    params=(("file", component.filename), ("record", other.electronic_no), ("bits", str(bits))),
+                    params=(
+                        ("file", component.filename),
+                        ("record", other.electronic_no),
+                        ("record_id", str(other.pk)),
+                        ("bits", str(bits)),
+                    ),
                 )
             )
     return found

@@ -143,7 +143,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         "capture/review_queue.html",
         {
             "page": page,
-            "rows": findings.annotated(page.items),
+            "rows": findings.annotated(page.items, user),
             "flt": flt,
             "query": urlencode(params),
             "states": ReviewState.choices,
@@ -220,7 +220,9 @@ def review_step(request: HttpRequest, record_id: str, step: str) -> HttpResponse
 @login_required
 def returned_inbox(request: HttpRequest) -> HttpResponse:
     page = queries.returned_inbox(actor_of(request), page=_int(request.GET.get("page", "1")))
-    return render(request, "capture/returned.html", {"page": page, "rows": findings.annotated(page.items)})
+    return render(
+        request, "capture/returned.html", {"page": page, "rows": findings.annotated(page.items, actor_of(request))}
+    )
 
 
 @login_required

@@ -16,7 +16,9 @@ review_app = typer.Typer(help="Review what arrived at the door: accept, return, 
 submissions_app = typer.Typer(help="Submissions and their registers (归档登记表).", no_args_is_help=True)
 
 
-def _intake(intake: Any) -> dict[str, Any]:
+def _intake(intake: Any, actor: Any) -> dict[str, Any]:
+    from medarchive.capture.findings import for_viewer
+
     record = intake.record
     return {
         "record_id": str(record.pk),
@@ -28,7 +30,7 @@ def _intake(intake: Any) -> dict[str, Any]:
         "channel": intake.submission.channel,
         "errors": intake.errors,
         "warnings": intake.warnings,
-        "findings": intake.findings,
+        "findings": for_viewer(intake.findings, actor),
         "comment": intake.comment,
         "rounds": intake.rounds,
     }
@@ -50,15 +52,16 @@ def queue(
     runtime.ensure_initialised()
     from medarchive.capture import queries
 
+    user = runtime.actor(as_user)
     found = queries.review_queue(
-        runtime.actor(as_user),
+        user,
         state=state,
         class_code=class_code,
         department_code=department,
         errors_only=errors_only,
         page=page,
     )
-    items = [_intake(i) for i in found.items]
+    items = [_intake(i, user) for i in found.items]
     if json_out:
         emit_json({"items": items, "total": found.total, "page": found.page, "pages": found.pages})
         return
@@ -125,7 +128,7 @@ def _one(step: str) -> Any:
             record = review.withdraw(record_id, actor=user, reason=comment)
         intake = Intake.objects.select_related("record", "submission").get(record=record)
         if json_out:
-            emit_json(_intake(intake))
+            emit_json(_intake(intake, user))
         else:
             console.print(f"[green]✓[/] {record.electronic_no} is now {intake.state}")
 

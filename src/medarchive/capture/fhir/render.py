@@ -17,6 +17,7 @@ from medarchive.archiving.models import Record, RecordState
 from medarchive.capture.fhir import valueset as vs
 from medarchive.capture.fhir.outcome import INFORMATIONAL, Issue, operation_outcome
 from medarchive.capture.fhir.parse import sha1_base64, valid_id
+from medarchive.capture.findings import for_viewer
 from medarchive.capture.models import Intake
 from medarchive.security.models import User
 from medarchive.security.permissions import can
@@ -168,11 +169,11 @@ def searchset(resources: list[dict[str, Any]], *, total: int, base: str, links: 
     }
 
 
-def review_outcome(intake: Intake | None) -> dict[str, Any]:
+def review_outcome(intake: Intake | None, actor: Any) -> dict[str, Any]:
     """The quality review at the door, for the sender: what was found and where the record is."""
     issues = []
     if intake is not None:
-        for finding in intake.findings:
+        for finding in for_viewer(intake.findings, actor):
             issues.append(
                 Issue(
                     "business-rule",

@@ -232,7 +232,7 @@ def _create_document(request: HttpRequest, caller: Caller) -> HttpResponse:
             response[name] = value
         return response
     if prefer == "OperationOutcome":
-        return respond(render.review_outcome(captured.intake), status, **headers)
+        return respond(render.review_outcome(captured.intake, caller.user), status, **headers)
     # The record as `receive` left it (class, department and fonds attached): only its files are read.
     [document] = _documents(request, [record], caller.user, backfill=False)
     return respond(document, status, **headers)
@@ -255,7 +255,7 @@ def _transaction(request: HttpRequest, caller: Caller) -> HttpResponse:
             "status": "201 Created" if item.created else "200 OK",
             "location": f"DocumentReference/{record.pk}",
             "lastModified": render.instant(record.updated_at),
-            "outcome": render.review_outcome(item.intake),
+            "outcome": render.review_outcome(item.intake, caller.user),
         }
         for sequence, att in enumerate(item.draft.attachments, start=1):
             entry = next((b.entry for b in tx.binaries if b.full_url == att.entry_url), None) if att.entry_url else None
