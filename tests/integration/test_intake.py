@@ -342,3 +342,41 @@ def test_a_duplicate_in_another_department_is_not_named_to_the_submitter(users: 
     assert response.status_code == 200 and theirs.electronic_no not in response.content.decode()
     # reading the intake is a metadata read, audited like any other
     assert AuditEntry.objects.filter(action="record:metadata:read", object_id=str(mine.record.pk)).exists()
+
+
+def test_a_record_at_the_door_is_edited_only_by_the_archive_and_then_checked_again(users: dict[str, Any]) -> None:
+    from medarchive.capture.services import update_draft
+
+    pending = _one(users["officer"], _notice(7), _pdf(51)).record
+    with pytest.raises(Conflict, match="waiting for the archive"):
+        update_draft(pending.pk, {"metadata": {"discharge_date": "2099-01-01"}}, actor=users["officer"])
+    update_draft(pending.pk, {"metadata": {"discharge_date": "2099-01-01"}}, actor=users["archivist"])
+    intake = Intake.objects.get(record=pending)
+    assert intake.errors == 1 and intake.findings[0]["field"] == "metadata.discharge_date"
+    with pytest.raises(Conflict):
+        review.accept(pending.pk, actor=users["archivist"])
+
+
+def test_withdrawing_frees_the_key_so_the_corrected_record_can_come_again(users: dict[str, Any]) -> None:
+    def send(title: str) -> Any:
+        desc = _notice(1)
+        desc.title = title
+        items = [Item(desc, [IncomingFile(name="a.pdf", stream=io.BytesIO(_pdf(60)))], key="folder:abc", label="a.pdf")]
+        return receive(items, actor=users["officer"], channel="folder").outcomes[0]
+
+    first = send("错误的题名")
+    review.return_to_department(first.record.pk, actor=users["archivist"], comment="题名有误")
+    review.withdraw(first.record.pk, actor=users["officer"], reason="重新提交")
+    again = send("正确的题名")
+    assert again.status == "received" and again.record.pk != first.record.pk
+    assert again.record.title == "正确的题名" and "duplicate" not in _rules(again)
+
+
+def test_reading_a_submission_register_is_audited(users: dict[str, Any]) -> None:
+    from medarchive.capture.queries import get_submission, submissions
+
+    outcome = _one(users["officer"], _notice(1), _pdf(70))
+    get_submission(users["officer"], outcome.intake.submission_id)
+    submissions(users["archivist"])
+    shown = [e.details["shown"] for e in AuditEntry.objects.filter(action="record:list")]
+    assert [str(outcome.record.pk)] in shown and len(shown) == 2

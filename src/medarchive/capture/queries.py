@@ -91,12 +91,14 @@ def returned_inbox(actor: User, *, page: int = 1, page_size: int = 25) -> Intake
 
 
 def submissions(actor: User, *, page: int = 1, page_size: int = 25) -> tuple[list[Submission], int, int, int]:
-    """The actor's own submissions; the archive sees everyone's."""
+    """The actor's own submissions; the archive sees everyone's. A register names records: audited as a list."""
     require(actor, Action.RECORD_LIST)
     qs = Submission.objects.all() if _reviews(actor) else Submission.objects.filter(created_by=actor)
     paginator = Paginator(qs.order_by("-created_at", "pk"), min(max(page_size, 1), MAX_PAGE_SIZE))
     number = min(max(page, 1), max(paginator.num_pages, 1))
-    return list(paginator.page(number).object_list), paginator.count, number, paginator.num_pages
+    items = list(paginator.page(number).object_list)
+    _audit_registers(actor, items, filters={"submissions": "list"})
+    return items, paginator.count, number, paginator.num_pages
 
 
 def get_submission(actor: User, submission_id: Any) -> Submission:
@@ -105,7 +107,15 @@ def get_submission(actor: User, submission_id: Any) -> Submission:
     found = qs.filter(pk=parse_uuid(submission_id)).first()
     if found is None:
         raise NotFound(f"submission {submission_id} does not exist")
+    _audit_registers(actor, [found], filters={"submission": str(found.pk)})
     return found
+
+
+def _audit_registers(actor: User, shown: list[Submission], *, filters: dict[str, str]) -> None:
+    from medarchive.archiving.models import Record  # noqa: PLC0415
+
+    ids = {i["record_id"] for s in shown for i in (s.report or {}).get("items", []) if i.get("record_id")}
+    audit_listing(actor, list(Record.objects.filter(pk__in=ids)), filters=filters)
 
 
 def _reviews(actor: User) -> bool:

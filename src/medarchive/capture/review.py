@@ -17,7 +17,7 @@ from django.db import transaction
 from medarchive.archiving.models import Record, RecordState
 from medarchive.archiving.services import locked_record, record_step
 from medarchive.capture import intake as door
-from medarchive.capture.models import Channel, Intake, ReviewState, Submission
+from medarchive.capture.models import Channel, IdempotencyKey, Intake, ReviewState, Submission
 from medarchive.capture.services import update_draft
 from medarchive.capture.signals import intake_changed
 from medarchive.core import clock
@@ -143,6 +143,8 @@ def withdraw(record_id: Any, *, actor: User, reason: str) -> Record:
         _expect(intake, record, ReviewState.RETURNED, ReviewState.PENDING)
         intake.state = ReviewState.WITHDRAWN
         intake.save(update_fields=["state"])
+        # The caller's keys for it are retired: the same content, corrected, may be sent again.
+        IdempotencyKey.objects.filter(record=record).delete()
         record.state = RecordState.WITHDRAWN
         record.save(update_fields=["state", "updated_at"])
         record_step(record, Action.RECORD_WITHDRAW, actor=actor, verb="撤回", basis=reason[:200], description=reason)
@@ -154,11 +156,8 @@ def fix(record_id: Any, changes: dict[str, Any], *, actor: User) -> Record:
     """The archivist corrects the description at the door; the checks run again at once."""
     with transaction.atomic():
         record = locked_record(record_id, actor=actor, action=Action.RECORD_REVIEW)
-        intake = _intake_of(record)
-        _expect(intake, record, ReviewState.PENDING)
-        record = update_draft(record.pk, changes, actor=actor)
-        door.check(record, intake, actor=actor)
-    return record
+        _expect(_intake_of(record), record, ReviewState.PENDING)
+        return update_draft(record.pk, changes, actor=actor)  # re-checks a record at the door
 
 
 def recheck(record_id: Any, *, actor: User) -> Intake:

@@ -21,7 +21,7 @@ from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, Component, Record, RecordState
 from medarchive.archiving.services import active_class, active_retention, locked_record, record_step
 from medarchive.capture.formats import ContentSample, Format, creating_application, identify
-from medarchive.capture.models import IdempotencyKey
+from medarchive.capture.models import IdempotencyKey, Intake, ReviewState
 from medarchive.capture.uploads import StagedUpload
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, DuplicateSubmission, MedarchiveError, PermissionDenied, ValidationError
@@ -403,6 +403,13 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
         record = locked_record(record_id, actor=actor, action=Action.RECORD_UPDATE)
         if record.state not in {RecordState.DRAFT, RecordState.SUBMITTED}:
             raise Conflict(f"record {record.electronic_no} is {record.state}; only drafts can be edited", field="state")
+        at_door = Intake.objects.select_for_update().filter(record=record, state=ReviewState.PENDING).first()
+        if at_door is not None and not can(actor, Action.RECORD_REVIEW, record):
+            raise Conflict(
+                f"record {record.electronic_no} is waiting for the archive's review; "
+                "it can be changed after the archive returns it (or by the archive itself)",
+                field="state",
+            )
         current = {
             "class_code": record.archive_class.code,
             "department_code": record.department.code,
@@ -432,4 +439,8 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
             description=", ".join(sorted(changes)),
             details={"changed": sorted(changes), "before": before},
         )
+        if at_door is not None:  # the stored findings must describe the record as it now stands
+            from medarchive.capture.intake import check  # noqa: PLC0415 - the door builds on this module
+
+            check(record, at_door, actor=actor)
     return record
