@@ -252,3 +252,40 @@ def test_abandoned_uploads_are_purged(auth: Any, users: Any) -> None:
     assert resumable.purge_stale() == "1 abandoned upload(s) removed"
     assert not Upload.objects.filter(pk=upload.pk).exists() and Upload.objects.filter(pk=fresh.pk).exists()
     assert not (Path(settings.CONFIG.data_dir) / "uploads" / str(upload.pk)).exists()
+
+
+def test_one_upload_feeds_one_record_and_a_refused_record_gives_it_back(auth: Any) -> None:
+    client = Client()
+    content = _pdf(8)
+    upload_id = _start(client, auth["officer"], "a.pdf", len(content)).json()["id"]
+    _patch(client, auth["officer"], upload_id, 0, content)
+    twice = [{**_entry("x", 1), "files": [{"upload": upload_id}]}, {**_entry("y", 2), "files": [{"upload": upload_id}]}]
+    refused = client.post("/api/v1/submissions", {"manifest": json.dumps(twice)}, **auth["officer"])
+    assert refused.status_code == 409 and Upload.objects.get(pk=upload_id).used_at is None  # given back
+    bad = [{**_entry("x", 1, department="NOPE"), "files": [{"upload": upload_id}]}]
+    response = client.post("/api/v1/submissions", {"manifest": json.dumps(bad)}, **auth["officer"])
+    assert response.status_code == 207 and Upload.objects.get(pk=upload_id).used_at is None
+    good = [{**_entry("x", 1), "files": [{"upload": upload_id}]}]
+    assert client.post("/api/v1/submissions", {"manifest": json.dumps(good)}, **auth["officer"]).status_code == 201
+
+
+def test_a_piece_is_read_outside_any_transaction(auth: Any, users: Any) -> None:
+    """A slow client must not hold the database's write lock while its body trickles in."""
+    from django.db import connection
+
+    from medarchive.capture import resumable
+
+    upload = resumable.start(actor=users["officer"], filename="a.pdf", size=3)
+    depth = len(connection.atomic_blocks)  # the test's own wrapping transaction
+    depths: list[int] = []
+
+    class Body:
+        def __init__(self) -> None:
+            self.parts = [b"%PD", b""]
+
+        def read(self, size: int) -> bytes:
+            depths.append(len(connection.atomic_blocks))
+            return self.parts.pop(0)
+
+    assert resumable.append(users["officer"], upload.pk, offset=0, body=Body(), length=None).complete  # type: ignore[arg-type]
+    assert depths == [depth, depth]

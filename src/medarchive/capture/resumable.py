@@ -71,45 +71,60 @@ def get(actor: User, upload_id: Any) -> Upload:
 
 
 def append(actor: User, upload_id: Any, *, offset: int, body: IO[bytes], length: int | None) -> Upload:
-    """Append the bytes of `body` at `offset` (which must be where the upload stands)."""
-    with transaction.atomic():
-        upload = Upload.objects.select_for_update().filter(pk=parse_uuid(upload_id), created_by=actor).first()
-        if upload is None:
-            raise NotFound(f"upload {upload_id} does not exist")
-        if upload.used_at is not None:
-            raise Conflict("this upload was already used by a submission", field="upload")
-        if offset != upload.offset:
-            raise Conflict(
-                f"Upload-Offset {offset} does not match the {upload.offset} bytes received; resume from there",
-                field="Upload-Offset",
-                offset=upload.offset,
-            )
-        if length is not None and upload.offset + length > upload.size:
-            raise PayloadTooLarge(f"this piece would go past the declared size {upload.size}", field="body")
-        key = blob_store().keyring.unwrap(upload.key_id, bytes(upload.wrapped_key))
-        part = _dir(upload.pk) / f"{offset:016d}.part"
-        written = 0
-        try:
-            with open(part, "xb") as out:
-                while piece := body.read(FRAME):
-                    if upload.offset + written + len(piece) > upload.size:
-                        raise PayloadTooLarge(f"this piece goes past the declared size {upload.size}", field="body")
-                    at = offset + written
-                    nonce = secrets.token_bytes(12)
-                    sealed = aead_encrypt(_suite(), key, nonce, piece, _aad(upload, at))
-                    out.write(_HEADER.pack(at, len(sealed)) + nonce + sealed)
-                    written += len(piece)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            part.unlink(missing_ok=True)  # a broken piece is dropped whole; the client resumes at the old offset
-            raise
-        if written == 0:
-            part.unlink(missing_ok=True)
-            raise ValidationError("the piece is empty", field="body")
-        upload.offset += written
-        upload.save(update_fields=["offset"])
+    """Append the bytes of `body` at `offset` (which must be where the upload stands).
+
+    The body is read and sealed outside any transaction (a slow client must not hold the
+    database's write lock); a short transaction then checks the offset has not moved and
+    publishes the piece by renaming it. A piece that fails half-way is dropped whole."""
+    upload = _appendable(actor, upload_id, offset=offset, length=length)
+    key = blob_store().keyring.unwrap(upload.key_id, bytes(upload.wrapped_key))
+    temporary = _dir(upload.pk) / f"{offset:016d}.{secrets.token_hex(6)}.tmp"
+    try:
+        written = _seal_into(temporary, upload, key, offset=offset, body=body)
+        with transaction.atomic():
+            upload = _appendable(actor, upload_id, offset=offset, length=written, lock=True)
+            os.replace(temporary, _dir(upload.pk) / f"{offset:016d}.part")
+            upload.offset += written
+            upload.save(update_fields=["offset"])
+    finally:
+        temporary.unlink(missing_ok=True)
     return upload
+
+
+def _appendable(actor: User, upload_id: Any, *, offset: int, length: int | None, lock: bool = False) -> Upload:
+    qs = Upload.objects.select_for_update() if lock else Upload.objects
+    upload = qs.filter(pk=parse_uuid(upload_id), created_by=actor).first()
+    if upload is None:
+        raise NotFound(f"upload {upload_id} does not exist")
+    if upload.used_at is not None:
+        raise Conflict("this upload was already used by a submission", field="upload")
+    if offset != upload.offset:
+        raise Conflict(
+            f"Upload-Offset {offset} does not match the {upload.offset} bytes received; resume from there",
+            field="Upload-Offset",
+            offset=upload.offset,
+        )
+    if length is not None and upload.offset + length > upload.size:
+        raise PayloadTooLarge(f"this piece would go past the declared size {upload.size}", field="body")
+    return upload
+
+
+def _seal_into(path: Path, upload: Upload, key: bytes, *, offset: int, body: IO[bytes]) -> int:
+    written = 0
+    with open(path, "xb") as out:
+        while piece := body.read(FRAME):
+            if upload.offset + written + len(piece) > upload.size:
+                raise PayloadTooLarge(f"this piece goes past the declared size {upload.size}", field="body")
+            at = offset + written
+            nonce = secrets.token_bytes(12)
+            sealed = aead_encrypt(_suite(), key, nonce, piece, _aad(upload, at))
+            out.write(_HEADER.pack(at, len(sealed)) + nonce + sealed)
+            written += len(piece)
+        out.flush()
+        os.fsync(out.fileno())
+    if written == 0:
+        raise ValidationError("the piece is empty", field="body")
+    return written
 
 
 def _aad(upload: Upload, offset: int) -> bytes:
@@ -128,7 +143,7 @@ class UploadReader:
     def _iter(upload: Upload) -> Iterator[bytes]:
         key = blob_store().keyring.unwrap(upload.key_id, bytes(upload.wrapped_key))
         expected = 0
-        for part in sorted(_dir(upload.pk).glob("*.part")):
+        for part in sorted(_dir(upload.pk).glob("*.part")):  # published pieces only, never *.tmp
             with open(part, "rb") as handle:
                 while header := handle.read(_HEADER.size):
                     at, length = _HEADER.unpack(header)
@@ -155,22 +170,30 @@ class UploadReader:
 
 
 def take(actor: User, upload_id: Any) -> tuple[Upload, IO[bytes]]:
-    """A completed upload for a submission: its name and a plaintext stream of it."""
+    """Reserve a completed upload for a submission; returns it and a plaintext stream of it.
+
+    The reservation (`used_at`) is taken atomically, so one upload never feeds two records; a
+    submission whose record is refused gives it back with `release`."""
     upload = get(actor, upload_id)
-    if upload.used_at is not None:
-        raise Conflict(f"upload {upload.pk} was already used by a submission", field="upload")
     if not upload.complete:
         raise Conflict(
             f"upload {upload.pk} is incomplete: {upload.offset} of {upload.size} bytes",
             field="upload",
             offset=upload.offset,
         )
+    reserved = Upload.objects.filter(pk=upload.pk, used_at__isnull=True).update(used_at=clock.now())
+    if not reserved:
+        raise Conflict(f"upload {upload.pk} was already used by a submission", field="upload")
     return upload, UploadReader(upload)  # type: ignore[return-value]
 
 
+def release(upload: Upload) -> None:
+    """Give a reserved upload back (its record was refused): the corrected record may use it."""
+    Upload.objects.filter(pk=upload.pk).update(used_at=None)
+
+
 def finish(upload: Upload) -> None:
-    """Mark used and drop the pieces (after the record that holds the content is committed)."""
-    Upload.objects.filter(pk=upload.pk).update(used_at=clock.now())
+    """Drop the pieces once the record holding the content is committed (the upload stays used)."""
     shutil.rmtree(_dir(upload.pk), ignore_errors=True)
 
 

@@ -117,13 +117,16 @@ def _parts(files: list[UploadedFile]) -> dict[str, UploadedFile]:
     return parts
 
 
-def _files_of(where: str, names: Any, parts: dict[str, UploadedFile], used: set[str], actor: Any) -> list[IncomingFile]:
+def _files_of(
+    where: str, names: Any, parts: dict[str, UploadedFile], *, used: set[str], actor: Any, reserved: list[Any]
+) -> list[IncomingFile]:
     if not isinstance(names, list) or not names:
         raise ValidationError(f"{where}.files must list the record's files", field=f"{where}.files")
     incoming = []
     for ref in names:
         if isinstance(ref, dict) and set(ref) == {"upload"}:
             upload, stream = resumable.take(actor, ref["upload"])
+            reserved.append(upload)
             incoming.append(IncomingFile(name=upload.filename, stream=stream))
             continue
         if not isinstance(ref, str) or ref not in parts:
@@ -154,7 +157,9 @@ def _description(where: str, entry: dict[str, Any]) -> Description:
     )
 
 
-def _items(request: HttpRequest, manifest: Any, files: list[UploadedFile], key: str | None) -> list[Item]:
+def _items(
+    request: HttpRequest, manifest: Any, files: list[UploadedFile], key: str | None, reserved: list[Any]
+) -> list[Item]:
     """Match the manifest's file names to the uploaded parts; every part must be used exactly once."""
     if not isinstance(manifest, list) or not manifest:
         raise ValidationError("manifest must be a non-empty JSON array of records", field="manifest")
@@ -169,7 +174,7 @@ def _items(request: HttpRequest, manifest: Any, files: list[UploadedFile], key: 
         unknown = sorted(set(entry) - _DESCRIPTION_FIELDS)
         if unknown:
             raise ValidationError(f"{where} has unknown field(s) {', '.join(unknown)}", field=f"{where}.{unknown[0]}")
-        incoming = _files_of(where, entry.get("files"), parts, used, actor)
+        incoming = _files_of(where, entry.get("files"), parts, used=used, actor=actor, reserved=reserved)
         item_key = entry.get("key") or (f"{key}#{index}" if key else None)
         label = str(entry.get("label") or f"#{index + 1}")
         items.append(Item(_description(where, entry), incoming, key=item_key, label=label))
@@ -205,21 +210,30 @@ def create_submission(
     parts = list(files or [])
     actor = actor_of(request)
     key = request.headers.get("Idempotency-Key") or None
+    entries = _json(manifest, "manifest")
+    earlier = Submission.objects.filter(created_by=actor, key=key).first() if key else None
+    if earlier is not None and isinstance(entries, list) and len(earlier.report.get("items", [])) == len(entries):
+        _discard(parts)  # a retry of a submission that was fully received: the same report, nothing redone
+        return Status(200, SubmissionOut.of(earlier))
+    reserved: list[Any] = []
     try:
-        items = _items(request, _json(manifest, "manifest"), parts, key)
+        items = _items(request, entries, parts, key, reserved)
         reg = _register(register_)
+        result: SubmissionResult = receive(
+            items, actor=actor, channel=Channel.REST, source=source or actor.username, key=key, register=reg
+        )
     except BaseException:
         _discard(parts)
+        for upload in reserved:
+            resumable.release(upload)
         raise
-    replay = key is not None and Submission.objects.filter(created_by=actor, key=key).exists()
-    result: SubmissionResult = receive(
-        items, actor=actor, channel=Channel.REST, source=source or actor.username, key=key, register=reg
-    )
+    replay = earlier is not None
     for item, outcome in zip(items, result.outcomes, strict=True):
-        if outcome.ok:  # a rejected item's upload stays, so the corrected record can use it again
-            for incoming in item.files:
-                if isinstance(incoming.stream, resumable.UploadReader):
-                    resumable.finish(incoming.stream.upload)
+        for incoming in item.files:
+            if isinstance(incoming.stream, resumable.UploadReader):
+                # A refused record gives its upload back, so the corrected record can use it.
+                done = outcome.ok and not outcome.replayed
+                (resumable.finish if done else resumable.release)(incoming.stream.upload)
     body = SubmissionOut.of(result.submission)
     if replay:
         return Status(200, body)
