@@ -625,3 +625,11 @@ def test_any_text_as_attachment_data_gives_an_outcome(text: str) -> None:
         parse_doc(doc)
     except FhirError as exc:
         assert exc.status in {400, 413, 422}
+
+
+@pytest.mark.parametrize("depth", [70, 5000])
+def test_json_nested_too_deep_is_a_400_not_a_crash(depth: int) -> None:
+    body = ('{"resourceType": "DocumentReference", "x": ' + "[" * depth + "]" * depth + "}").encode()
+    with pytest.raises(FhirError) as caught:
+        parse.load_json(body)
+    assert caught.value.status == 400 and "nested" in str(caught.value.issues[0].diagnostics)

@@ -159,9 +159,27 @@ def load_json(body: bytes) -> dict[str, Any]:
         raise FhirError.of(400, STRUCTURE, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:
         raise FhirError.of(400, STRUCTURE, f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise FhirError.of(400, STRUCTURE, f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
+    if _too_deep(value):
+        raise FhirError.of(400, STRUCTURE, f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(value, dict):
         raise FhirError.of(400, STRUCTURE, f"the body must be a JSON object (a FHIR resource), not {_kind(value)}")
     return value
+
+
+MAX_DEPTH = 64  # FHIR resources nest a dozen levels; validators recurse, so refuse what could exhaust the stack
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _kind(value: Any) -> str:
