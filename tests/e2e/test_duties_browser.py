@@ -133,5 +133,8 @@ def test_officer_reads_the_dashboard_and_archivist_adds_a_rule(
         page.goto(f"{base}/login/?next=/duties/department/BGS/%3Fperiod%3D2025-03")
         log_in(page, PASSWORD, "viewer")
         page.goto(f"{base}/duties/department/BGS/?period=2025-03")
-        expect(page.locator("table.duties-table tbody")).to_contain_text("ZY-2")
+        # A viewer has no patient rights: neither the label nor the visit number (a personal identifier).
+        expect(page.locator("table.duties-table tbody tr")).to_have_count(3)
+        expect(page.locator("table.duties-table tbody")).to_contain_text("***")
+        expect(page.locator("table.duties-table tbody")).not_to_contain_text("ZY-")
         expect(page.locator("table.duties-table tbody")).not_to_contain_text("李四")

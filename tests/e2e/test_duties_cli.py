@@ -60,6 +60,13 @@ def test_event_record_status_and_reminders(cli: Any, tmp_path: Path) -> None:
     by_subject = {r["subject_key"]: r for r in rows}
     assert by_subject["ZY-1"]["status"] == "late" and by_subject["ZY-1"]["record_id"] == record_id
     assert by_subject["ZY-2"]["status"] == "missing"
+    viewed = _json(cli, "duties", "obligations", "--as", "viewer", "--department", "BGS", "--period", "2025-03")
+    assert {(r["subject_key"], r["subject_label"]) for r in viewed} == {("***", "***")}, "no patient rights"
+
+    # Another department's key: its own obligation, never NK's.
+    [nk] = _json(cli, "duties", "event", "discharge", "--as", "archivist", "--department", "NK", "--subject", "ZY-9")
+    [bgs] = _json(cli, "duties", "event", "discharge", "--as", "officer", "--department", "BGS", "--subject", "ZY-9")
+    assert (nk["department"], bgs["department"]) == ("NK", "BGS") and nk["id"] != bgs["id"]
 
     status = _json(cli, "duties", "status", "--as", "officer", "--period", "2025-03")
     assert [d["code"] for d in status["departments"]] == ["BGS"], "an officer sees their own department"

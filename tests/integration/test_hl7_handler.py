@@ -63,7 +63,7 @@ def test_mdm_becomes_an_accepted_inpatient_record(handle: Handler, his: Any) -> 
     assert record.archive_class.code == "BA-ZY"
     assert record.department.code == "NK"
     assert record.created_by == his
-    assert record.title == "出院记录（住院号 ZY2025000123）"
+    assert record.title == "出院记录"  # the visit number is metadata (masked), never in the title
     assert record.date.isoformat() == "2025-03-01"
     assert {k: record.metadata[k] for k in record.metadata if k != "original_filenames"} == {
         "patient_id": "P000123",
@@ -103,7 +103,7 @@ def test_outpatient_goes_to_ba_mz_and_keeps_the_visit_date(handle: Handler) -> N
     assert answer(handle, samples.mdm(PDF, patient_class="O", visit_number="MZ01"))[0] == "AA"
     record = Record.objects.get()
     assert record.archive_class.code == "BA-MZ"
-    assert record.title == "出院记录（就诊号 MZ01）"
+    assert record.title == "出院记录"
     assert record.metadata["visit_date"] == "2025-02-20"
     assert "admission_date" not in record.metadata and "discharge_date" not in record.metadata
 
@@ -221,12 +221,12 @@ def test_text_only_oru_is_stored_as_a_utf8_text_file(handle: Handler) -> None:
     assert answer(handle, raw)[0] == "AA"
     record = Record.objects.get()
     assert record.archive_class.code == "BA-MZ"
-    assert record.title == "血常规（就诊号 MZ2025）"
+    assert record.title == "血常规"
     (component,) = record.components.all()
     assert (component.filename, component.mime_type) == ("血常规.txt", "text/plain")
     text = b"".join(open_blob(component.blob)).decode("utf-8")
     assert text == (
-        "血常规（就诊号 MZ2025）\n患者标识: P000123\n就诊号: MZ2025\n报告时间: 2025-03-01 10:00\n"
+        "血常规\n患者标识: P000123\n就诊号: MZ2025\n报告时间: 2025-03-01 10:00\n"
         "来源: HIS^XH_HOSP ORU^R01 MSG00001\n\n白细胞计数: 6.5 10*9/L (3.5-9.5) [N]\n未见异常\n"
     )
     assert "张三" not in text
@@ -356,6 +356,29 @@ def test_refusals_are_logged_without_patient_names(handle: Handler, caplog: pyte
     assert "AE at PV1-3.1: unknown department" in refusals[0]
     assert "PID-5 is longer than 100 characters" in refusals[2]
     assert all("司马" not in line and "懿" not in line for line in caplog.messages)
+
+
+def test_visit_numbers_stay_out_of_titles_and_logs(handle: Handler, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="medarchive.capture.hl7")
+    assert answer(handle, samples.mdm(PDF, visit_number="ZY2025000777"))[0] == "AA"
+    lab = samples.oru(["结论：未见异常"], visit_number="ZY2025000777", control_id="LAB7")
+    assert answer(handle, lab)[0] == "AA"
+    code, text, _ = answer(handle, samples.adt_a03(visit_number="ZY2025000777", control_id="ADT7"))
+    assert (code, text) == ("AA", "discharge recorded for 住院号 ZY2025000777: duty already met by a received record")
+    code, text, _ = answer(handle, samples.adt_a03(patient_class="O", visit_number="MZ2025000778", control_id="ADT8"))
+    assert code == "AA" and "就诊号 MZ2025000778" in text  # the sender gets its own number back in the ACK
+    assert sorted(Record.objects.values_list("title", flat=True)) == ["出院记录", "血常规"]
+    assert any("ADT7 AA discharge recorded: duty already met" in line for line in caplog.messages)
+    assert any("ADT8 AA visit end recorded: patient class is not inpatient" in line for line in caplog.messages)
+    assert not [line for line in caplog.messages if "ZY2025000777" in line or "MZ2025000778" in line]
+
+
+def test_refusal_reasons_never_quote_the_visit_number() -> None:
+    from medarchive.capture.hl7.handler import _redact
+    from medarchive.capture.hl7.parse import parse
+
+    message = parse(samples.mdm(PDF, visit_number="ZY2025000888", patient_id="P000888"))
+    assert _redact("visit ZY2025000888 of P000888 is wrong", message) == "visit *** of *** is wrong"
 
 
 def test_oru_values_too_long_name_the_obr_field(handle: Handler) -> None:

@@ -208,7 +208,7 @@ def obligations(
         table.add_row(
             r.status.value,
             o.expected_class,
-            escape(r.label or o.subject_key),
+            escape(r.label or r.key),
             o.due_on.isoformat(),
             o.fulfilled_at.isoformat(timespec="minutes") if o.fulfilled_at else "—",
             escape(o.rule.name),
@@ -242,25 +242,23 @@ def event(
         fail(f"--at {at!r} is not an ISO 8601 date and time, e.g. 2025-03-01T10:00", code=2, field="--at")
     if timezone.is_naive(occurred):
         occurred = timezone.make_aware(occurred)
+    actor = runtime.actor(as_user)
     found = services.record_event(
         kind,
         department_code=department,
         subject_key=subject,
         subject_label=label,
         occurred_at=occurred,
-        actor=runtime.actor(as_user),
+        actor=actor,
         source=source,
     )
+    rows = services.rows_for(actor, found)  # visit numbers masked for a user without patient rights
     if json_out:
-        today = clock.today()
-        emit_json(
-            [services.ObligationRow(o, services.obligation_status(o, today), o.subject_label).as_dict() for o in found]
-        )
+        emit_json([r.as_dict() for r in rows])
         return
-    for o in found:
-        console.print(
-            f"[green]✓[/] {escape(o.rule.name)}: {o.expected_class} for {escape(o.subject_key)} due {o.due_on}"
-        )
+    for r in rows:
+        o = r.obligation
+        console.print(f"[green]✓[/] {escape(o.rule.name)}: {o.expected_class} for {escape(r.key)} due {o.due_on}")
     if not found:
         console.print(f"no active rule for event {escape(kind)!r} in {escape(department)}")
 

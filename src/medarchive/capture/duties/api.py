@@ -114,7 +114,10 @@ class EventIn(Schema):
 
 @router.post("/events", response={200: list[dict[str, Any]], **ERRORS}, summary="Record a business event")
 def event(request: HttpRequest, body: EventIn) -> list[dict[str, Any]]:
-    """Opens one obligation per matching active event rule; a repeat returns the same obligations."""
+    """Opens one obligation per matching active event rule of the department; a repeat returns the
+    same obligations. The same key sent for another department opens that department's own
+    obligations and reveals nothing of others'. Visit number and label are masked (`***`) for a
+    caller without patient rights (e.g. a token scoped to record:submit only)."""
     actor = actor_of(request)
     found = services.record_event(
         body.kind,
@@ -125,8 +128,7 @@ def event(request: HttpRequest, body: EventIn) -> list[dict[str, Any]]:
         actor=actor,
         source=body.source,
     )
-    today = clock.today()
-    return [services.ObligationRow(o, services.obligation_status(o, today), o.subject_label).as_dict() for o in found]
+    return [row.as_dict() for row in services.rows_for(actor, found)]
 
 
 class NotificationOut(Schema):

@@ -76,7 +76,13 @@ class Obligation(models.Model):
 
     class Meta:
         ordering = ["due_on", "pk"]
-        constraints = [models.UniqueConstraint(fields=["rule", "subject_key"], name="obligation_once_per_subject")]
+        # Per department: another department's event with the same key opens its own obligation and
+        # never sees (nor takes over) this one.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "department", "subject_key"], name="obligation_once_per_department_subject"
+            )
+        ]
         indexes = [models.Index(fields=["department", "period_start"])]
 
     def __str__(self) -> str:

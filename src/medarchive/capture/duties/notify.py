@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from medarchive.capture.duties import rules
 from medarchive.capture.duties.models import Notification, Obligation, Reminder
 from medarchive.capture.duties.rules import Stage
+from medarchive.capture.duties.services import MASK, may_read_label
 from medarchive.core import clock
 from medarchive.core.models import Department
 from medarchive.security.models import User
@@ -78,8 +79,13 @@ def send_reminders(today: dt.date | None = None) -> ReminderRun:
                 Reminder.objects.bulk_create(
                     [Reminder(obligation=o, stage=stage) for stage, items in stages.items() for o in items]
                 )
-                title, body = _message(department, stages)
+                texts: dict[bool, tuple[str, str]] = {}
                 for person in people:
+                    # Visit numbers identify patients: only recipients who may read them get them.
+                    show = may_read_label(person, department.pk)
+                    if show not in texts:
+                        texts[show] = _message(department, stages, show_subject=show)
+                    title, body = texts[show]
                     note = Notification.objects.create(
                         recipient=person,
                         kind=KIND,
@@ -95,7 +101,13 @@ def send_reminders(today: dt.date | None = None) -> ReminderRun:
     return run
 
 
-def _message(department: Department, stages: dict[Stage, list[Obligation]]) -> tuple[str, str]:
+def _subject(obligation: Obligation, *, show: bool) -> str:
+    if obligation.kind == rules.Kind.PERIODIC:
+        return obligation.subject_key.split(":", 1)[-1]  # the period: names no one
+    return obligation.subject_key if show else MASK
+
+
+def _message(department: Department, stages: dict[Stage, list[Obligation]], *, show_subject: bool) -> tuple[str, str]:
     soon, late = stages.get(Stage.DUE_SOON, []), stages.get(Stage.OVERDUE, [])
     title = _("%(department)s: %(soon)d due soon, %(late)d overdue for the archive") % {
         "department": department.name,
@@ -107,13 +119,14 @@ def _message(department: Department, stages: dict[Stage, list[Obligation]]) -> t
         if not items:
             continue
         lines.append(f"{heading}:")
-        # Visit or contract numbers and dates only: an email leaves the archive, a patient's name must not.
+        # Visit or contract numbers and dates only: an email leaves the archive, a patient's name must not
+        # (and a visit number only to a recipient with patient rights in the department).
         lines.extend(
             "  "
             + _("%(class)s for %(subject)s, due %(due)s (rule: %(rule)s)")
             % {
                 "class": o.expected_class,
-                "subject": o.subject_key.split(":", 1)[-1] if o.kind == rules.Kind.PERIODIC else o.subject_key,
+                "subject": _subject(o, show=show_subject),
                 "due": o.due_on.isoformat(),
                 "rule": o.rule.name,
             }

@@ -1,9 +1,9 @@
 """Department duties: rules the archivist edits, obligations they open, and their fulfilment.
 
 - `record_event` (a discharge from HL7 ADT^A03, a contract signed in the HRP …) opens one obligation
-  per matching active event rule, idempotent per rule and subject key.
-- A record arriving at the door (`intake_changed`, step "received") fulfils the obligations it meets
-  and opens those of record rules it triggers — in the record's own transaction.
+  per matching active event rule, idempotent per rule, department and subject key.
+- A record arriving at the door (`intake_changed`, step "received") fulfils the obligations of its own
+  department it meets and opens those of record rules it triggers — in the record's own transaction.
 - Periodic rules open one obligation per department and period (`open_periodic`, run by the worker).
 """
 
@@ -143,9 +143,13 @@ def record_event(
     actor: User,
     source: str = "",
 ) -> list[Obligation]:
-    """A business event opens one obligation per matching active event rule (idempotent per rule and
-    subject key: a repeated discharge returns the obligations already open). Call it with the
-    visit number as `subject_key`; `subject_label` must never carry a patient's name."""
+    """A business event opens one obligation per matching active event rule (idempotent per rule,
+    department and subject key: a repeated discharge returns the obligations already open). Call it
+    with the visit number as `subject_key`; `subject_label` must never carry a patient's name.
+
+    The same key sent for another department opens that department's own obligation: whether some
+    other department owes something under this key is never revealed to the caller, and one
+    department's event can never take over another's obligation."""
     kind = (kind or "").strip()
     if not rules.EVENT_NAME.match(kind):
         raise ValidationError(f"event kind {kind!r} must be a short lower-case name such as discharge", field="kind")
@@ -211,7 +215,9 @@ def _open(
     required_count: int = 1,
     trigger_record: Record | None = None,
 ) -> tuple[Obligation, bool]:
-    existing = Obligation.objects.filter(rule=rule, subject_key=subject_key).first()
+    # The department is part of the identity: another department's obligation under the same key is
+    # neither returned (it would leak its label) nor reused (its due date would be the caller's).
+    existing = Obligation.objects.filter(rule=rule, department=department, subject_key=subject_key).first()
     if existing is not None:
         return existing, False
     try:
@@ -233,7 +239,7 @@ def _open(
                 opened_by=actor if actor is not None and actor.pk else None,
             )
     except IntegrityError:  # a concurrent identical event won
-        return Obligation.objects.get(rule=rule, subject_key=subject_key), False
+        return Obligation.objects.get(rule=rule, department=department, subject_key=subject_key), False
     reconcile_one(obligation)
     return obligation, True
 
@@ -242,7 +248,13 @@ def _open(
 
 
 def _candidates(obligation: Obligation, parents: dict[str, str | None]) -> QuerySet[Record]:
-    return Record.objects.filter(RECEIVED, archive_class__code__in=classes_under(obligation.expected_class, parents))
+    """Received records that may count: only the obligation's own department's (another department's
+    record with the same visit number is not what this department owes)."""
+    return Record.objects.filter(
+        RECEIVED,
+        department_id=obligation.department_id,
+        archive_class__code__in=classes_under(obligation.expected_class, parents),
+    )
 
 
 def reconcile_one(obligation: Obligation, parents: dict[str, str | None] | None = None) -> bool:
@@ -267,7 +279,7 @@ def reconcile_one(obligation: Obligation, parents: dict[str, str | None] | None 
 
 def _meets(obligation: Obligation, record: Record) -> bool:
     rule = obligation.rule
-    if record.pk == obligation.trigger_record_id:
+    if record.pk == obligation.trigger_record_id or record.department_id != obligation.department_id:
         return False
     if rules.match_value(record.metadata, rule.match_key) != obligation.subject_key:
         return False
@@ -287,11 +299,7 @@ def _fulfil(obligation: Obligation, record: Record, at: dt.datetime) -> None:
 
 
 def _recount(obligation: Obligation, parents: dict[str, str | None]) -> bool:
-    counted = _candidates(obligation, parents).filter(
-        department_id=obligation.department_id,
-        date__gte=obligation.period_start,
-        date__lt=obligation.period_end,
-    )
+    counted = _candidates(obligation, parents).filter(date__gte=obligation.period_start, date__lt=obligation.period_end)
     count = counted.count()
     before = (obligation.received_count, obligation.fulfilled_at, obligation.record_id)
     obligation.received_count = count
@@ -308,20 +316,18 @@ def _recount(obligation: Obligation, parents: dict[str, str | None]) -> bool:
 
 
 def on_record_received(record: Record) -> list[Obligation]:
-    """Inside the record's transaction: fulfil what it meets, open what it triggers."""
+    """Inside the record's transaction: fulfil what it meets (its own department's obligations only),
+    open what it triggers."""
     parents = _class_parents()
     family = rules.class_family(record.archive_class.code, parents)
-    changed: list[Obligation] = []
+    changed = _recheck_fulfilled(record, family, parents)
     values = {v for v in (rules.match_value(record.metadata, k) for k in record.metadata) if v and len(v) <= 100}
     open_ones = (
-        Obligation.objects.filter(fulfilled_at__isnull=True, expected_class__in=family)
+        Obligation.objects.filter(
+            fulfilled_at__isnull=True, expected_class__in=family, department_id=record.department_id
+        )
         .filter(
-            Q(
-                kind=Kind.PERIODIC,
-                department_id=record.department_id,
-                period_start__lte=record.date,
-                period_end__gt=record.date,
-            )
+            Q(kind=Kind.PERIODIC, period_start__lte=record.date, period_end__gt=record.date)
             | (~Q(kind=Kind.PERIODIC) & Q(subject_key__in=values))
         )
         .select_related("rule")
@@ -334,6 +340,26 @@ def on_record_received(record: Record) -> list[Obligation]:
             _fulfil(obligation, record, clock.now())
             changed.append(obligation)
     changed.extend(_open_for_record(record, family))
+    return changed
+
+
+def _recheck_fulfilled(record: Record, family: list[str], parents: dict[str, str | None]) -> list[Obligation]:
+    """A record returned, edited (visit number, date) and resubmitted may no longer meet what it
+    fulfilled: reopen that and look for another record."""
+    changed = []
+    for obligation in Obligation.objects.filter(record=record).select_related("rule"):
+        before = (obligation.received_count, obligation.fulfilled_at, obligation.record_id)
+        if obligation.kind == Kind.PERIODIC:
+            obligation.fulfilled_at, obligation.record = None, None  # recounted from the period's records
+            _recount(obligation, parents)
+        elif obligation.expected_class in family and _meets(obligation, record):
+            continue
+        else:
+            obligation.fulfilled_at, obligation.record, obligation.received_count = None, None, 0
+            reconcile_one(obligation, parents)
+        if (obligation.received_count, obligation.fulfilled_at, obligation.record_id) != before:
+            obligation.save(update_fields=["received_count", "fulfilled_at", "record"])
+            changed.append(obligation)
     return changed
 
 
@@ -666,11 +692,19 @@ def completeness(
     return Report(start, end, list(rows.values()), total)
 
 
+MASK = "***"
+LIST_LIMIT = 500
+
+
 @dataclass
 class ObligationRow:
+    """An obligation as one reader may see it: `label` and `key` are masked for a reader without
+    patient rights in its department (a visit number identifies a patient). Build it with `row_for`."""
+
     obligation: Obligation
     status: rules.Status
     label: str
+    key: str
 
     def as_dict(self) -> dict[str, Any]:
         o = self.obligation
@@ -680,7 +714,7 @@ class ObligationRow:
             "kind": o.kind,
             "department": o.department.code,
             "expected_class": o.expected_class,
-            "subject_key": o.subject_key,
+            "subject_key": self.key,
             "subject_label": self.label,
             "occurred_on": o.occurred_on.isoformat(),
             "due_on": o.due_on.isoformat(),
@@ -692,8 +726,24 @@ class ObligationRow:
         }
 
 
-MASK = "***"
-LIST_LIMIT = 500
+def row_for(obligation: Obligation, status: rules.Status, *, show_subject: bool) -> ObligationRow:
+    """Periodic obligations name a department and a period only; the others a visit or contract
+    number and its label, shown only when `show_subject` (see `may_read_label`)."""
+    if show_subject or obligation.kind == Kind.PERIODIC:
+        return ObligationRow(obligation, status, obligation.subject_label, obligation.subject_key)
+    return ObligationRow(obligation, status, MASK, MASK)
+
+
+def rows_for(actor: User, obligations: list[Obligation], today: dt.date | None = None) -> list[ObligationRow]:
+    """Obligations as `actor` may see them (e.g. those an event just opened or found)."""
+    today = today or clock.today()
+    shown: dict[Any, bool] = {}
+    rows = []
+    for o in obligations:
+        if o.department_id not in shown:
+            shown[o.department_id] = may_read_label(actor, o.department_id)
+        rows.append(row_for(o, obligation_status(o, today), show_subject=shown[o.department_id]))
+    return rows
 
 
 def list_obligations(
@@ -729,8 +779,7 @@ def list_obligations(
         state = obligation_status(obligation, today)
         if wanted is not None and state is not wanted:
             continue
-        label = obligation.subject_label if show_label or obligation.kind == Kind.PERIODIC else MASK
-        rows.append(ObligationRow(obligation, state, label))
+        rows.append(row_for(obligation, state, show_subject=show_label))
         if len(rows) >= limit:
             break
     with transaction.atomic():

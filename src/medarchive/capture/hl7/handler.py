@@ -113,7 +113,7 @@ class Handler:
         header = message.header
         event = to_discharge(message)
         if event.kind is None:
-            text = f"visit end recorded for {event.subject_label}: patient class is not inpatient, no duty started"
+            said, done = "visit end recorded", "patient class is not inpatient, no duty started"
         else:
             try:
                 obligations = record_event(
@@ -128,13 +128,15 @@ class Handler:
             except MedarchiveError as exc:
                 raise self._from_core(exc, actor) from None
             due = sorted({o.due_on for o in obligations if o.fulfilled_at is None})
-            text = f"discharge recorded for {event.subject_label}: " + (
+            said = "discharge recorded"
+            done = (
                 f"record due by {due[0].isoformat()}"
                 if due
                 else ("duty already met by a received record" if obligations else "no duty rule applies")
             )
-        log.info("hl7: %s: %s %s AA %s", peer, header.kind, header.control_id, text)
-        return ack.build(header, ACCEPT, text, now=_now())
+        # The sender gets its visit number back; the log does not (a visit number identifies a patient).
+        log.info("hl7: %s: %s %s AA %s: %s", peer, header.kind, header.control_id, said, done)
+        return ack.build(header, ACCEPT, f"{said} for {event.subject_label}: {done}", now=_now())
 
     def _from_core(self, exc: MedarchiveError, actor: User) -> Hl7Error:
         if isinstance(exc, PermissionDenied):
@@ -153,10 +155,12 @@ class Handler:
 
 
 def _redact(text: str, message: Message | None) -> str:
-    """Core messages may quote a value; a patient's name or identifier never reaches a log or an ACK."""
+    """Core messages may quote a value; a patient's name or identifiers (patient id, visit number)
+    never reach a log or an ACK."""
     if message is None or message.patient is None:
         return text
-    for value in (message.patient.name, message.patient.id):
+    visit_number = message.visit.visit_number if message.visit is not None else ""
+    for value in (message.patient.name, message.patient.id, visit_number):
         if value and len(value) >= 3:
             text = text.replace(value, "***")
     return text

@@ -119,9 +119,9 @@ def to_item(message: Message) -> Item:
     if message.document_status:
         metadata["document_status"] = message.document_status
     _check_lengths(metadata, oru=h.message_type == "ORU")
+    # No visit number in the title: titles show in lists and FHIR to readers for whom the visit
+    # number (metadata, a personal identifier) is masked.
     title = message.document_title or DEFAULT_TITLES.get(h.message_type, h.kind)
-    if visit is not None and visit.visit_number:
-        title += f"（{'住院号' if inpatient else '就诊号'} {visit.visit_number}）"
     moment = message.document_at or message.event_at or message.sent_at
     key = idempotency_key(message)
     return Item(
