@@ -2028,7 +2028,7 @@ def _ba_zy(run: _Run, rng: random.Random) -> DemoDocument:
     days = (discharge - admission).days
     symptom = complaint.format(n=rng.randint(2, 12))
     if rng.random() < 0.6:
-        title = f"{patient['patient_name']}出院记录（住院号{admission_no}）"
+        title = "出院记录"  # patient name and 住院号 live in the (masked) metadata, never in the title
         paragraphs = [
             f"姓名：{patient['patient_name']}　性别：{patient['gender']}　年龄：{patient['age']}岁　"
             f"科室：{department_name}　住院号：{admission_no}",
@@ -2052,9 +2052,9 @@ def _ba_zy(run: _Run, rng: random.Random) -> DemoDocument:
             signed_on=discharge,
             author=f"{HOSPITAL_NAME}{department_name}",
         )
-        ext, stem = ".pdf", f"出院记录_{admission_no}_{patient['patient_name']}"
+        ext, stem = ".pdf", "出院记录"
     else:
-        title = f"{patient['patient_name']}住院病案首页（住院号{admission_no}）"
+        title = "住院病案首页"
         lines = [
             f"{HOSPITAL_NAME}住院病案首页",
             f"住院号：{admission_no}　　医疗付费方式："
@@ -2070,7 +2070,7 @@ def _ba_zy(run: _Run, rng: random.Random) -> DemoDocument:
             f"病案质量：{rng.choice(('甲', '甲', '甲', '乙'))}级　　质控医师：{staff_name(rng)}",
         ]
         content = scanned_page(lines, _content_rng(rng))
-        ext, stem = ".jpg", f"病案首页_{admission_no}_{patient['patient_name']}"
+        ext, stem = ".jpg", "病案首页"
     return DemoDocument(
         filename=run.filename(stem, ext),
         content=content,
@@ -2106,7 +2106,7 @@ def _ba_mz(run: _Run, rng: random.Random) -> DemoDocument:
     if rng.random() < 0.3:
         exam, findings, impression = rng.choice(_IMAGING)
         department, diagnosis = "FSK", impression.removesuffix("。")
-        title = f"{patient['patient_name']}{exam}检查报告（{outpatient_no}）"
+        title = f"{exam}检查报告"
         body = [
             header,
             f"证件号：{patient['patient_id']}",
@@ -2115,10 +2115,10 @@ def _ba_mz(run: _Run, rng: random.Random) -> DemoDocument:
             f"诊断意见：{impression}",
             f"报告医师：{doctor}　审核医师：{staff_name(rng)}　报告日期：{cn_date(visit)}",
         ]
-        stem = f"检查报告_{outpatient_no}_{patient['patient_name']}"
+        stem = f"{exam}检查报告"
     else:
         diagnosis, icd, department, complaint, plan = rng.choice(_OUTPATIENT_CASES)
-        title = f"{patient['patient_name']}门诊病历（{outpatient_no}）"
+        title = "门诊病历"
         body = [
             header,
             f"证件号：{patient['patient_id']}",
@@ -2128,7 +2128,7 @@ def _ba_mz(run: _Run, rng: random.Random) -> DemoDocument:
             f"处理：{plan}",
             f"医师：{doctor}",
         ]
-        stem = f"门诊病历_{outpatient_no}_{patient['patient_name']}"
+        stem = "门诊病历"
     heading = "检查报告" if department == "FSK" else "门诊病历"
     if rng.random() < 0.5:
         content, ext = chinese_pdf(heading, body, issuer=HOSPITAL_NAME, author=_org(department)), ".pdf"
