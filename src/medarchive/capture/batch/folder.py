@@ -21,12 +21,19 @@ crash (and still in the inbox) is answered "already imported" on restart and mov
 file is moved before its sidecar, so a crash never leaves a file whose metadata went missing.
 A lock file (`.lock`, POSIX only) keeps two watchers on one folder from scanning at once; the
 keys make even that harmless.
+
+Links: whoever may drop files may also plant symbolic links. Nothing here follows one: drops and
+sidecars are opened with O_NOFOLLOW and read from that descriptor, error files are created with
+O_EXCL (a link already in failed/ is never written through), moves are plain renames (which
+replace a link rather than follow it), and a watch folder whose inbox/, done/, failed/,
+defaults.json or lock file is a link is refused as a whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
@@ -73,6 +80,7 @@ DEFAULT_SETTLE_SECONDS = 10.0
 ORPHAN_SECONDS = 24 * 3600
 MAX_PER_SUBMISSION = 100
 MAX_SIDECAR_BYTES = 1024 * 1024
+ERROR_SUFFIX = ".error.txt"
 
 Signature = tuple[int, int, int]  # size, mtime_ns, ctime_ns
 
@@ -166,12 +174,27 @@ def scan_as(folder: Path | None, username: str) -> str:
 
 
 def layout(folder: Path) -> tuple[Path, Path, Path]:
+    """The inbox, done and failed folders, made when missing. Each must be a real folder: a link
+    would send drops, moves and error files wherever it points."""
     if not folder.is_dir():
         raise ValidationError(f"watch folder {folder} does not exist", field="FOLDER")
     paths = (folder / INBOX, folder / DONE, folder / FAILED)
     for path in paths:
-        path.mkdir(exist_ok=True)
+        _refuse_link(path)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir()
+        if not stat.S_ISDIR(path.lstat().st_mode):
+            raise ValidationError(f"{path} is not a folder; the watch folder needs {path.name}/ there", field="FOLDER")
     return paths
+
+
+def _refuse_link(path: Path) -> None:
+    if path.is_symlink():
+        raise ValidationError(
+            f"{path} is a symbolic link; the watch folder's {INBOX}/, {DONE}/, {FAILED}/, {DEFAULTS_FILE} and "
+            f"{LOCK_FILE} must be real files and folders (links are never followed here)",
+            field="FOLDER",
+        )
 
 
 def _scan(
@@ -197,7 +220,15 @@ def _locked(folder: Path) -> Iterator[bool]:
     except ImportError:  # Windows: no lock; idempotency keys still stop double capture
         yield True
         return
-    with (folder / LOCK_FILE).open("a") as handle:
+    path = folder / LOCK_FILE
+    _refuse_link(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a link since we looked
+            _refuse_link(path)
+        raise ValidationError(f"{path} cannot be opened ({exc.strerror})", field="FOLDER") from None
+    with os.fdopen(fd, "r+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -211,12 +242,15 @@ def _locked(folder: Path) -> Iterator[bool]:
 
 def _defaults(folder: Path) -> Row:
     path = folder / DEFAULTS_FILE
+    _refuse_link(path)
     if not path.exists():
         return Row(number=0)
     try:
-        return _row_from_json(path)
+        return _row_from_json(path, _read_small(path))
     except MedarchiveError as exc:
         raise ValidationError(f"{path}: {exc.message}", field="defaults") from None
+    except OSError as exc:
+        raise ValidationError(f"{path} cannot be read ({exc.strerror})", field="defaults") from None
 
 
 def _temporary(name: str) -> bool:
@@ -314,10 +348,15 @@ class _Pass:
         self.reject_in_place(sidecar, f"no file {base!r} arrived for this sidecar")
 
     def reject_in_place(self, path: Path, reason: str) -> None:
-        target = _free_name(self.failed, path.name)
-        _write_error(self.failed, target, reason, code="not_taken", field_name="files")
-        _move(path, self.failed, target)
-        self.summary.outcomes.append(FileOutcome(path.name, "rejected", FAILED, reason=reason))
+        moved_to = FAILED
+        try:
+            target = _free_name(self.failed, path.name)
+            _write_error(self.failed, target, reason, code="not_taken", field_name="files")
+            _move(path, self.failed, target)
+        except (OSError, MedarchiveError) as exc:  # stays where it is; the next scan tries again
+            log.warning("watch %s: could not move a file to %s/: %s", self.folder.name, FAILED, _why(exc))
+            moved_to = ""
+        self.summary.outcomes.append(FileOutcome(path.name, "rejected", moved_to, reason=reason))
 
     def capture(self, drops: list[_Drop], defaults: Row, vocabulary: Vocabulary) -> None:
         items = [_item(drop, defaults, vocabulary) for drop in drops]
@@ -369,16 +408,32 @@ def _merge(defaults: Row, sidecar: Row, path: Path) -> Row:
     )
     row.fields.setdefault("title", path.stem)
     if row.fields.get("date") == MODIFIED:
-        modified = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+        modified = dt.datetime.fromtimestamp(path.lstat().st_mtime, tz=dt.UTC)
         row.fields["date"] = timezone.localdate(modified).isoformat()
     return row
 
 
-def _sidecar(path: Path) -> Row:
-    with path.open("rb") as handle:
+def _open_regular(path: Path) -> int:
+    """A descriptor of `path` if it is a regular file, not following a link put there since it was
+    listed (O_NOFOLLOW) and not hanging on a FIFO (O_NONBLOCK); what is read comes from this descriptor."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnreadableFile(f"{path.name} is not a regular file", field="sidecar")
+    return fd
+
+
+def _read_small(path: Path) -> bytes:
+    with os.fdopen(_open_regular(path), "rb") as handle:
         data = handle.read(MAX_SIDECAR_BYTES + 1)
     if len(data) > MAX_SIDECAR_BYTES:
         raise ValidationError(f"{path.name} is larger than {MAX_SIDECAR_BYTES} bytes", field="sidecar")
+    return data
+
+
+def _sidecar(path: Path) -> Row:
+    data = _read_small(path)
     if path.name.casefold().endswith(".csv"):
         manifest = read_manifest(data, name=path.name, require_files=False)
         if len(manifest.rows) != 1:
@@ -387,9 +442,9 @@ def _sidecar(path: Path) -> Row:
     return _row_from_json(path, data)
 
 
-def _row_from_json(path: Path, data: bytes | None = None) -> Row:
+def _row_from_json(path: Path, data: bytes) -> Row:
     try:
-        value = json.loads(data if data is not None else path.read_bytes())
+        value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(f"{path.name} is not valid JSON ({exc})", field="sidecar") from None
     if not isinstance(value, dict):
@@ -418,7 +473,8 @@ def _settle(drop: _Drop, outcome: ItemOutcome, folder: Path, submission: str) ->
         result.review = str(outcome.intake.state)
     target_dir = folder / result.moved_to
     try:
-        target = _free_name(target_dir, name)
+        companions = (drop.sidecar.name[len(name) :],) if drop.sidecar is not None else ()
+        target = _free_name(target_dir, name, *companions)
         if outcome.error is not None:
             result.reason = outcome.error.message
             _write_error(
@@ -432,25 +488,53 @@ def _settle(drop: _Drop, outcome: ItemOutcome, folder: Path, submission: str) ->
         _move(drop.path, target_dir, target)
         if drop.sidecar is not None:
             _move(drop.sidecar, target_dir, target + drop.sidecar.name[len(name) :])
-    except OSError as exc:  # stays in the inbox; the next scan replays it (same key) and moves it
-        log.warning("watch %s: could not move a file: %s", folder.name, exc.strerror)
+    except (OSError, MedarchiveError) as exc:  # stays in the inbox; the next scan replays it (same key) and moves it
+        log.warning("watch %s: could not move a file: %s", folder.name, _why(exc))
         result.moved_to = ""
     return result
 
 
-def _free_name(directory: Path, name: str) -> str:
-    if not (directory / name).exists():
-        return name
+def _why(exc: OSError | MedarchiveError) -> str:
+    return exc.message if isinstance(exc, MedarchiveError) else str(exc.strerror or exc)
+
+
+def _free_name(directory: Path, name: str, *companions: str) -> str:
+    """A name not taken in `directory` by anything (a dangling link included), nor its error file
+    and companions (the sidecar's suffix): none of them may land on something already there."""
     path = Path(name)
-    for n in range(2, 10_000):
-        candidate = f"{path.stem}~{n}{path.suffix}"
-        if not (directory / candidate).exists():
+    for n in range(1, 10_000):
+        candidate = name if n == 1 else f"{path.stem}~{n}{path.suffix}"
+        taken = (candidate, f"{candidate}{ERROR_SUFFIX}", *(candidate + c for c in companions))
+        if not any(os.path.lexists(directory / t) for t in taken):
             return candidate
     raise UnreadableFile(f"too many files named {name} in {directory.name}", field="files")
 
 
 def _move(source: Path, directory: Path, name: str) -> None:
-    shutil.move(str(source), str(directory / name))
+    """A rename: it moves a link itself and never writes through a link at the target."""
+    target = directory / name
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_across_devices(source, target)
+
+
+def _copy_across_devices(source: Path, target: Path) -> None:
+    """done/ or failed/ on another file system: copy into a new file (never through a link), then remove."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    else:
+        with os.fdopen(_open_regular(source), "rb") as reader, os.fdopen(_create_new(target), "wb") as writer:
+            shutil.copyfileobj(reader, writer)
+    os.unlink(source)
+
+
+def _create_new(path: Path) -> int:
+    """Create `path`, failing if anything (a planted link included) is there already."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    return os.open(path, flags | getattr(os, "O_BINARY", 0), 0o600)
 
 
 def _write_error(directory: Path, name: str, reason: str, *, code: str, field_name: str, submission: str = "") -> None:
@@ -464,7 +548,10 @@ def _write_error(directory: Path, name: str, reason: str, *, code: str, field_na
     ]
     if submission:
         lines.append(f"submission: {submission}")
-    (directory / f"{name}.error.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # O_EXCL: a link planted under this name fails the write (the drop stays for the next scan,
+    # which picks a free name) instead of being written through.
+    with os.fdopen(_create_new(directory / f"{name}{ERROR_SUFFIX}"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def watch(
