@@ -4,12 +4,20 @@ Every file is checked on its own (a text file, an empty file, a bare dataset wit
 header or one without a StudyInstanceUID is refused by name and the rest go on). The good ones
 are grouped per study and each study is captured in its own submission, read straight from
 disk into the encrypted store (the bytes of each file are kept as they are).
+
+Links: a path named on the command line is taken as the operator named it (a link to a file or
+folder is followed once). Inside the folders, symbolic links are never followed — not to files,
+not to folders — but listed as skipped; files are opened with O_NOFOLLOW, so one swapped for a
+link after it was listed is refused rather than read through.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -56,7 +64,7 @@ class LazyFile:
         if self._done:
             return b""
         if self._handle is None:
-            self._handle = self.path.open("rb")
+            self._handle = open_regular(self.path)
         data = self._handle.read(size)
         if not data:
             self.close()
@@ -70,25 +78,46 @@ class LazyFile:
 
 
 def find_files(paths: list[Path]) -> list[Path]:
-    """The files named and those under the folders named (hidden ones left out), in order."""
+    """The files named and those under the folders named (hidden ones left out), in order.
+
+    Symbolic links (and other entries that are neither file nor folder) under a folder are listed
+    as they are, not followed: `scan` reports them as skipped."""
     found: list[Path] = []
     for path in paths:
         if not path.exists():
             raise ValidationError(f"{path} does not exist", field="PATH")
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                )
-            )
-        else:
-            found.append(path)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+        named = path.resolve()  # what the operator named, links included
+        found.extend(sorted(_walk(named)) if named.is_dir() else [named])
+    unique = list(dict.fromkeys(found))
     if not unique:
         raise ValidationError("no files to import", field="PATH")
     return unique
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        yield folder  # scan names why it cannot be read
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(Path(entry.path))
+        else:
+            yield Path(entry.path)
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """`path` opened for reading if it is a regular file; a link there is not followed (O_NOFOLLOW)
+    and a FIFO does not block (O_NONBLOCK)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def scan(files: list[Path], *, on_file: Callable[[Path], None] | None = None) -> Scan:
@@ -106,13 +135,17 @@ def scan(files: list[Path], *, on_file: Callable[[Path], None] | None = None) ->
 
 def _scan_one(path: Path, result: Scan, limit: int) -> None:
     try:
-        size = path.stat().st_size
-        if size > limit:
-            result.problems.append(
-                FileProblem(path, f"{size} bytes is larger than the limit of {limit} bytes", "payload_too_large")
-            )
+        skip = _not_a_file(path)
+        if skip is not None:
+            (result.problems if skip.code == "unreadable" else result.skipped).append(skip)
             return
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                result.problems.append(
+                    FileProblem(path, f"{size} bytes is larger than the limit of {limit} bytes", "payload_too_large")
+                )
+                return
             instance = read_instance(handle)
     except DicomProblem as exc:
         result.problems.append(FileProblem(path, exc.message, exc.code))
@@ -126,6 +159,19 @@ def _scan_one(path: Path, result: Scan, limit: int) -> None:
     reason, _ = result.gatherer.add(Member(instance, path))
     if reason is not None:
         result.problems.append(FileProblem(path, reason, "dicom_conflict"))
+
+
+def _not_a_file(path: Path) -> FileProblem | None:
+    """Why a listed entry is not read: a link (skipped, never followed), a FIFO or device (skipped),
+    a folder that could not be listed (refused)."""
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        return FileProblem(path, "symbolic link inside a folder: not followed", "symlink")
+    if stat.S_ISDIR(mode):
+        return FileProblem(path, "the folder cannot be listed", "unreadable")
+    if not stat.S_ISREG(mode):
+        return FileProblem(path, "not a regular file (a FIFO, socket or device)", "not_a_file")
+    return None
 
 
 def capture_studies(
@@ -158,7 +204,7 @@ def _capture_one(study: Study[Path], *, actor: User, department_code: str, sourc
                 IncomingFile(
                     name=m.filename,
                     stream=cast(IO[bytes], LazyFile(m.payload)),
-                    created=dt.datetime.fromtimestamp(m.payload.stat().st_mtime, tz=dt.UTC),
+                    created=dt.datetime.fromtimestamp(m.payload.lstat().st_mtime, tz=dt.UTC),
                 ),
             )
             for m in study.members
