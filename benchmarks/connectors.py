@@ -313,6 +313,7 @@ def run_phase(name: str, docs: list[tuple[str, bytes]], work: Path) -> dict[str,
 
 def drive(args: argparse.Namespace) -> dict[str, Any]:
     docs = documents(args.count, args.size)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="medarchive-bench-connectors-"))
     try:
         phases = {name: run_phase(name, docs, work) for name in PHASES}
@@ -326,6 +327,7 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "system": platform.platform()},
+        "load": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)},
         "count": args.count,
         "document_bytes": round(sum(len(p) for _, p in docs) / len(docs)),
         "phases": phases,
@@ -335,7 +337,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(report: dict[str, Any]) -> str:
     lines = [
-        f"{report['count']} documents of ~{report['document_bytes'] / 1024:.0f} KiB each, one client, sequential",
+        f"{report['count']} documents of ~{report['document_bytes'] / 1024:.0f} KiB each, one client, sequential"
+        f" (load {report['load']['start']} at the start, {report['load']['end']} at the end)",
         f"{'phase':<17}{'docs/s':>9}{'MiB/s':>8}{'vs REST submission':>21}{'vs REST records':>18}",
     ]
     for name in PHASES:
