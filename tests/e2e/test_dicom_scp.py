@@ -198,3 +198,36 @@ def test_the_listener_refuses_to_start_without_a_clear_configuration(pacs: Cli) 
         result = pacs.run("listen", "dicom", "--as", "pacs", "--port", "0", *args, check=False)
         assert result.returncode == code, (args, result.stderr)
         assert message in " ".join(result.stderr.split()), args  # rich wraps long lines
+
+
+def test_instances_confirmed_before_a_crash_are_captured_by_the_next_listener(listener: Listener, pacs: Cli) -> None:
+    assoc = associate(listener.port)
+    for n in (1, 2):
+        ds = pydicom.dcmread(io.BytesIO(instance_bytes(f"1.2.3.302.{n}", n)))
+        assert assoc.send_c_store(ds).Status == 0x0000
+    listener.proc.kill()  # kill -9 with the association open: no shutdown, no capture
+    listener.proc.communicate(timeout=60)
+    assoc.abort()
+    assoc.join(timeout=30)  # the SCU notices the dead connection …
+    transport = assoc.dul.socket
+    if transport is not None and transport.socket is not None:
+        transport.socket.close()  # … and its socket is closed either way
+
+    spool = pacs.data_dir / "dicom-spool"
+    (folder,) = [p for p in spool.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in folder.glob("*.sealed")) == ["000001.sealed", "000002.sealed"]
+    plain = dataset_part(instance_bytes("1.2.3.302.1", 1))
+    for path in folder.iterdir():  # sealed: neither the study's description nor the dataset in plaintext
+        data = path.read_bytes()
+        assert "头颅平扫".encode("gb18030") not in data and plain[:64] not in data and plain[-64:] not in data
+    assert records(pacs) == []
+
+    again = start(pacs, "--ae-title", "ARCHIVE", "--calling-ae", "CT01=NK")
+    try:
+        (record,) = wait_for_records(pacs, 1)
+        shown = json.loads(pacs.run("records", "show", record["id"], "--as", "pacs", "--json").stdout)
+        assert shown["metadata"]["instance_count"] == 2
+    finally:
+        _, err = again.stop()
+    assert "capturing 2 instances from CT01 (127.0.0.1:" in err and "left in the spool" in err
+    assert not [p for p in spool.iterdir() if p.is_dir()]

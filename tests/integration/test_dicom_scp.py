@@ -1,5 +1,9 @@
 """The C-STORE SCP in-process against a real pynetdicom SCU: grouping per association, bytes kept,
-refusals with DICOM statuses, garbage on the port."""
+refusals with DICOM statuses, garbage on the port.
+
+The listener checks the account and captures in its own threads, as in production; here those
+threads use the test's database connection (inside the test's transaction, which other connections
+to the SQLite file could not see into) while the test thread waits for them."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 
 import pydicom
 import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
 from pydicom.data import get_charset_files
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, _config
@@ -21,7 +26,8 @@ from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, V
 from medarchive.access.services import read_content
 from medarchive.archiving.models import Record
 from medarchive.capture.dicom import samples
-from medarchive.capture.dicom.scp import Origin, ScpSettings, StoreScp, capture_as
+from medarchive.capture.dicom.scp import Gate, Origin, ScpSettings, Sink, StoreScp, account_gate, capture_as
+from medarchive.capture.dicom.spool import Spool
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "Correct-Horse-42"
@@ -47,27 +53,56 @@ def instance_bytes(study: str, sop: str, **changes: Any) -> bytes:
 dataset_part = samples.dataset_part
 
 
+def on_test_connection(function: Any) -> Any:
+    """`function`, run in a listener thread on the test thread's database connection."""
+    shared = connections[DEFAULT_DB_ALIAS]
+
+    def run(*args: Any) -> Any:
+        connections[DEFAULT_DB_ALIAS] = shared  # for this thread only
+        return function(*args)
+
+    return run
+
+
 class Scp:
-    """A running SCP whose associations hand their studies to the test thread.
+    """A running SCP (its own spool folder) whose captures, made by the production sink in the
+    listener's threads, are reported to the test thread: their outcomes, or what they raised."""
 
-    The capture itself (`capture_as`, the production sink) then runs in the test's thread and
-    transaction: the SQLite test database is a file another thread could not see uncommitted
-    rows of. tests/e2e/test_dicom_scp.py runs it in the listener's own threads."""
-
-    def __init__(self, settings: ScpSettings) -> None:
-        self.delivered: queue.Queue[tuple[list[Any], Origin]] = queue.Queue()
-        self.scp = StoreScp(settings, sink=self._receive)
+    def __init__(
+        self, settings: ScpSettings, spool: Path, *, sink: Sink | None = None, gate: Gate | None = None, **options: Any
+    ) -> None:
+        self.delivered: queue.Queue[list[Any] | Exception] = queue.Queue()
+        self.production = sink or capture_as(settings.username)
+        self.spool = Spool(spool)
+        connections[DEFAULT_DB_ALIAS].inc_thread_sharing()
+        self.scp = StoreScp(
+            settings,
+            sink=on_test_connection(self._receive),
+            gate=on_test_connection(gate or account_gate(settings.username)),
+            spool=self.spool,
+            **options,
+        )
         _, self.port = self.scp.start("127.0.0.1", 0)
-        self.sink = capture_as(settings.username)
+
+    def stop(self) -> None:
+        self.scp.stop()
+        connections[DEFAULT_DB_ALIAS].dec_thread_sharing()
 
     def _receive(self, studies: list[Any], origin: Origin) -> list[Any]:
-        self.delivered.put((studies, origin))
-        return []
+        try:
+            outcomes = self.production(studies, origin)
+        except Exception as exc:
+            self.delivered.put(exc)
+            raise
+        self.delivered.put(outcomes)
+        return outcomes
 
     def capture(self) -> list[Any]:
-        """Wait for the next association's studies and capture them."""
-        studies, origin = self.delivered.get(timeout=30)
-        return self.sink(studies, origin)
+        """The outcomes of the next capture (an association's end, or a retry of the spool)."""
+        found = self.delivered.get(timeout=30)
+        if isinstance(found, Exception):
+            raise found
+        return found
 
 
 @pytest.fixture
@@ -77,11 +112,14 @@ def pacs(archive: Any) -> Any:
     return add_user("pacs", actor=None, role="interface", password=PASSWORD)
 
 
+SETTINGS = ScpSettings(ae_title="MEDARCHIVE", username="pacs", calling_departments={"CT01": "NK"})
+
+
 @pytest.fixture
-def server(pacs: Any) -> Iterator[Scp]:
-    running = Scp(ScpSettings(ae_title="MEDARCHIVE", username="pacs", calling_departments={"CT01": "NK"}))
+def server(pacs: Any, tmp_path: Path) -> Iterator[Scp]:
+    running = Scp(SETTINGS, tmp_path / "spool")
     yield running
-    running.scp.stop()
+    running.stop()
 
 
 def associate(port: int, calling: str = "CT01", called: str = "MEDARCHIVE") -> Any:
@@ -243,8 +281,8 @@ def test_a_wrong_called_ae_title_is_refused(server: Scp) -> None:
     assert assoc.acceptor.primitive.diagnostic == 0x07  # called AE title not recognised
 
 
-def test_a_default_department_accepts_any_caller(pacs: Any) -> None:
-    running = Scp(ScpSettings(ae_title="MEDARCHIVE", username="pacs", default_department="BGS"))
+def test_a_default_department_accepts_any_caller(pacs: Any, tmp_path: Path) -> None:
+    running = Scp(ScpSettings(ae_title="MEDARCHIVE", username="pacs", default_department="BGS"), tmp_path / "spool")
     try:
         assoc = associate(running.port, calling="ANYONE")
         assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0
@@ -252,18 +290,28 @@ def test_a_default_department_accepts_any_caller(pacs: Any) -> None:
         (outcome,) = wait_for_capture(running)
         assert outcome.record.department.code == "BGS"
     finally:
-        running.scp.stop()
+        running.stop()
 
 
-def test_a_deactivated_account_captures_nothing(server: Scp, pacs: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_deactivated_account_is_refused_before_success(
+    server: Scp, pacs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     pacs.is_active = False
     pacs.save(update_fields=["is_active"])
     assoc = associate(server.port)
-    assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0
+    status = assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1"))))
+    assert status.Status == 0xA700 and status.ErrorComment == "the archive account is not active"
+    assert assoc.send_c_echo().Status == 0x0000  # the association stays usable
     assoc.release()
-    assert wait_for_capture(server) == []
-    assert not Record.objects.exists()
-    assert "account 'pacs' is not active: 1 studies from CT01 (127.0.0.1:" in caplog.text
+    assert "refusing C-STOREs from CT01 (127.0.0.1:" in caplog.text
+    assert server.delivered.empty() and not Record.objects.exists()
+
+    pacs.is_active = True  # active again: the next association gets through
+    pacs.save(update_fields=["is_active"])
+    assoc = associate(server.port)
+    assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(instance_bytes(STUDY_A, "1.2.3.1")))).Status == 0x0000
+    assoc.release()
+    assert [o.status for o in wait_for_capture(server)] == ["received"]
 
 
 def test_an_instance_over_the_size_limit_is_refused_for_lack_of_resources(server: Scp, settings: Any) -> None:
@@ -337,7 +385,12 @@ def test_over_tls_only_callers_with_a_certificate_of_our_ca_get_in(pacs: Any, tm
     server_context = _tls(certs["server"], certs["server-key"], certs["ca"])
     settings = ScpSettings(ae_title="MEDARCHIVE", username="pacs", calling_departments={"CT01": "NK"})
     delivered: queue.Queue[Any] = queue.Queue()
-    scp = StoreScp(settings, sink=lambda studies, origin: delivered.put(studies) or [])
+    scp = StoreScp(
+        settings,
+        sink=lambda studies, origin: delivered.put(studies) or [],
+        gate=lambda origin: None,  # about the transport: the account is another test's business
+        spool=Spool(tmp_path / "spool"),
+    )
     _, port = scp.start("127.0.0.1", 0, ssl_context=server_context)
     try:
         client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(certs["ca"]))
@@ -370,3 +423,211 @@ def test_over_tls_only_callers_with_a_certificate_of_our_ca_get_in(pacs: Any, tm
         assert delivered.empty()
     finally:
         scp.stop()
+
+
+# -- what was answered Success is kept until captured -------------------------------------------
+
+MARKER = "PLAINTEXT-MARKER-0123456789"  # in every instance below: must never be found on disk
+
+
+def marked(study: str, sop: str, **changes: Any) -> Any:
+    return pydicom.dcmread(io.BytesIO(instance_bytes(study, sop, StudyDescription=MARKER, **changes)))
+
+
+def send(port: int, *datasets: Any) -> None:
+    assoc = associate(port)
+    for ds in datasets:
+        assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+
+
+def spooled(spool: Spool) -> list[Path]:
+    """The association folders in the spool (its own lock file aside)."""
+    return sorted(p for p in spool.root.iterdir() if p.is_dir()) if spool.root.exists() else []
+
+
+def failing(times: int, then: Sink | None = None) -> tuple[Sink, list[int]]:
+    """A sink that fails like a database that is down `times` times, then captures."""
+    from django.db import OperationalError
+
+    calls: list[int] = []
+    production = then or capture_as("pacs")
+
+    def sink(studies: list[Any], origin: Origin) -> list[Any]:
+        calls.append(1)
+        if len(calls) <= times:
+            raise OperationalError("database is locked")
+        return production(studies, origin)
+
+    return sink, calls
+
+
+def next_outcomes(server: Scp) -> list[Any]:
+    """The next capture that worked, past the ones that failed."""
+    while True:
+        found = server.delivered.get(timeout=30)
+        if not isinstance(found, Exception):
+            return found
+
+
+def test_a_capture_failing_after_success_keeps_the_instances_encrypted_and_captures_them_later(
+    pacs: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.db import OperationalError
+
+    sink, _ = failing(1)
+    server = Scp(SETTINGS, tmp_path / "spool", sink=sink)
+    try:
+        send(server.port, marked(STUDY_A, "1.2.3.1"), marked(STUDY_A, "1.2.3.2"))
+        with pytest.raises(OperationalError):
+            server.capture()
+        assert eventually(lambda: server.scp.owed)  # the failed capture let go of its spool folder
+        assert not Record.objects.exists()
+        (folder,) = spooled(server.spool)
+        assert sorted(p.name for p in folder.iterdir()) == [".lock", "000001.sealed", "000002.sealed", "origin.json"]
+        assert oct(folder.stat().st_mode & 0o777) == "0o700"
+        for path in [*folder.iterdir(), *server.spool.root.iterdir()]:
+            if path.is_file():
+                assert oct(path.stat().st_mode & 0o777) == "0o600"
+                data = path.read_bytes()
+                assert MARKER.encode() not in data and "张^三丰".encode("gb18030") not in data
+        assert "2 instances from CT01 (127.0.0.1:" in caplog.text and "are NOT captured yet" in caplog.text
+
+        # The next association is captured; then what was left is captured too.
+        send(server.port, marked(STUDY_B, "1.2.4.1"))
+        assert [(o.study_uid, o.status) for o in server.capture()] == [(STUDY_B, "received")]
+        assert [(o.study_uid, o.status, o.instances) for o in server.capture()] == [(STUDY_A, "received", 2)]
+        assert eventually(lambda: not spooled(server.spool))
+        record = Record.objects.get(metadata__study_uid=STUDY_A)
+        assert dataset_part(read_back(pacs, record, 2)) == dataset_part(
+            instance_bytes(STUDY_A, "1.2.3.2", StudyDescription=MARKER)
+        )
+    finally:
+        server.stop()
+
+
+def test_the_retry_thread_backs_off_and_captures_without_new_traffic(pacs: Any, tmp_path: Path) -> None:
+    sink, calls = failing(3)
+    server = Scp(SETTINGS, tmp_path / "spool", sink=sink, retry_seconds=(0.05, 0.2))
+    try:
+        send(server.port, marked(STUDY_A, "1.2.3.1"))
+        assert [(o.status, o.instances) for o in next_outcomes(server)] == [("received", 1)]
+        assert len(calls) == 4  # the association's end, then three retries
+        assert eventually(lambda: not spooled(server.spool))
+    finally:
+        server.stop()
+    assert Record.objects.get().metadata["instance_count"] == 1
+
+
+def test_the_next_listener_captures_what_the_last_one_left(pacs: Any, tmp_path: Path) -> None:
+    sink, _ = failing(1_000)
+    first = Scp(SETTINGS, tmp_path / "spool", sink=sink)
+    try:
+        send(first.port, marked(STUDY_A, "1.2.3.1"), marked(STUDY_A, "1.2.3.2"), marked(STUDY_B, "1.2.4.1"))
+        assert isinstance(first.delivered.get(timeout=30), Exception)
+    finally:
+        first.stop()
+    assert len(spooled(first.spool)) == 1 and not Record.objects.exists()
+
+    second = Scp(SETTINGS, tmp_path / "spool")  # at start it captures the leftovers
+    try:
+        assert sorted((o.study_uid, o.instances) for o in second.capture()) == [(STUDY_A, 2), (STUDY_B, 1)]
+        assert eventually(lambda: not spooled(second.spool))
+    finally:
+        second.stop()
+
+
+def test_an_account_deactivated_after_success_keeps_the_instances_until_it_is_active(
+    server: Scp, pacs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from medarchive.capture.dicom.scp import CaptureDeferred
+
+    assoc = associate(server.port)
+    assert assoc.send_c_store(marked(STUDY_A, "1.2.3.1")).Status == 0x0000
+    pacs.is_active = False  # between the answer and the association's end
+    pacs.save(update_fields=["is_active"])
+    assoc.release()
+    with pytest.raises(CaptureDeferred):
+        server.capture()
+    assert eventually(lambda: server.scp.owed)
+    assert "not captured now: account 'pacs' is not active: 1 studies from CT01" in caplog.text
+    assert len(spooled(server.spool)) == 1
+
+    assert server.scp.retry_leftovers() == 1  # still inactive: still kept
+    assert isinstance(server.delivered.get(timeout=30), CaptureDeferred)
+    pacs.is_active = True
+    pacs.save(update_fields=["is_active"])
+    assert server.scp.retry_leftovers() == 0
+    assert [o.status for o in server.capture()] == ["received"]
+    assert not spooled(server.spool)
+
+
+def test_a_spooled_instance_that_cannot_be_read_back_is_set_aside_and_the_rest_captured(
+    pacs: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink, _ = failing(1)
+    server = Scp(SETTINGS, tmp_path / "spool", sink=sink)
+    try:
+        send(server.port, marked(STUDY_A, "1.2.3.1"), marked(STUDY_A, "1.2.3.2"))
+        with pytest.raises(Exception, match="database is locked"):
+            server.capture()
+        assert eventually(lambda: server.scp.owed)
+        (folder,) = spooled(server.spool)
+        damaged = bytearray((folder / "000002.sealed").read_bytes())
+        damaged[-20] ^= 0xFF
+        (folder / "000002.sealed").write_bytes(bytes(damaged))
+        (folder / "000003.part").write_bytes(b"half written, never answered Success")
+
+        assert server.scp.retry_leftovers() == 0
+        assert [(o.status, o.instances) for o in server.capture()] == [("received", 1)]
+        assert sorted(p.name for p in folder.iterdir()) == [".lock", "000002.unreadable", "origin.json"]
+        assert "000002.unreadable cannot be captured" in caplog.text
+        assert server.scp.retry_leftovers() == 0 and server.delivered.empty()  # nothing more to capture
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("case", ["no right", "department inactive"])
+def test_an_account_that_may_not_file_for_the_department_is_refused_before_success(
+    users: dict[str, Any], tmp_path: Path, case: str
+) -> None:
+    from medarchive.core.models import Department
+
+    username = "officer"  # creates for BGS only
+    if case == "department inactive":
+        from medarchive.security.services import add_user
+
+        username = "pacs"
+        add_user("pacs", actor=None, role="interface", password=PASSWORD)
+        Department.objects.filter(code="NK").update(active=False)
+    settings = ScpSettings(ae_title="MEDARCHIVE", username=username, calling_departments={"CT01": "NK"})
+    server = Scp(settings, tmp_path / "spool")
+    try:
+        assoc = associate(server.port)
+        status = assoc.send_c_store(marked(STUDY_A, "1.2.3.1"))
+        assoc.release()
+    finally:
+        server.stop()
+    expected = "may not file for NK" if case == "no right" else "department NK is not active"
+    assert status.Status == 0xA700 and expected in status.ErrorComment
+    assert server.delivered.empty() and not spooled(server.spool)
+
+
+def test_an_instance_arriving_far_over_the_limit_aborts_its_association(
+    server: Scp, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    from medarchive.capture.dicom.scp import ABORT_SLACK
+
+    small = marked(STUDY_A, "1.2.3.1")
+    settings.CONFIG = dataclasses.replace(settings.CONFIG, max_upload_bytes=len(instance_bytes(STUDY_A, "1.2.3.1")) * 2)
+    huge = marked(STUDY_A, "1.2.3.2")
+    huge.PixelData = b"\0" * (ABORT_SLACK + 512 * 1024)
+    assoc = associate(server.port)
+    assert assoc.send_c_store(small).Status == 0x0000
+    answer = assoc.send_c_store(huge)
+    assert "Status" not in answer  # no answer: the association was aborted
+    assert eventually(lambda: not assoc.is_established)
+    assert [(o.status, o.instances) for o in server.capture()] == [("received", 1)]  # what was confirmed is kept
+    assert "aborting the association from CT01 (127.0.0.1:" in caplog.text

@@ -223,7 +223,7 @@ def _locked(folder: Path) -> Iterator[bool]:
     path = folder / LOCK_FILE
     _refuse_link(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a link since we looked
             _refuse_link(path)
@@ -416,7 +416,7 @@ def _merge(defaults: Row, sidecar: Row, path: Path) -> Row:
 def _open_regular(path: Path) -> int:
     """A descriptor of `path` if it is a regular file, not following a link put there since it was
     listed (O_NOFOLLOW) and not hanging on a FIFO (O_NONBLOCK); what is read comes from this descriptor."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -533,7 +533,7 @@ def _copy_across_devices(source: Path, target: Path) -> None:
 
 def _create_new(path: Path) -> int:
     """Create `path`, failing if anything (a planted link included) is there already."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     return os.open(path, flags | getattr(os, "O_BINARY", 0), 0o600)
 
 

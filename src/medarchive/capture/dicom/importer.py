@@ -112,7 +112,7 @@ def _walk(folder: Path) -> Iterator[Path]:
 def open_regular(path: Path) -> IO[bytes]:
     """`path` opened for reading if it is a regular file; a link there is not followed (O_NOFOLLOW)
     and a FIFO does not block (O_NONBLOCK)."""
-    flags = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
