@@ -12,11 +12,12 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
 from medarchive.access.queries import MAX_PAGE_SIZE, audit_listing
+from medarchive.archiving.models import Record
 from medarchive.capture.models import Intake, ReviewState, Submission
 from medarchive.core.errors import NotFound, ValidationError
 from medarchive.core.ids import parse_uuid
 from medarchive.security.models import User
-from medarchive.security.permissions import require, visible_to
+from medarchive.security.permissions import can, require, visible_to
 from medarchive.security.roles import Action
 
 
@@ -36,8 +37,6 @@ def _visible_intakes(actor: User, action: Action) -> QuerySet[Intake]:
 
 
 def _records(actor: User, action: Action) -> Any:
-    from medarchive.archiving.models import Record  # noqa: PLC0415 - keep the query module light
-
     return Record.objects.filter(visible_to(actor, action)).values("pk")
 
 
@@ -93,7 +92,7 @@ def returned_inbox(actor: User, *, page: int = 1, page_size: int = 25) -> Intake
 def submissions(actor: User, *, page: int = 1, page_size: int = 25) -> tuple[list[Submission], int, int, int]:
     """The actor's own submissions; the archive sees everyone's. A register names records: audited as a list."""
     require(actor, Action.RECORD_LIST)
-    qs = Submission.objects.all() if _reviews(actor) else Submission.objects.filter(created_by=actor)
+    qs = _submissions_for(actor)
     paginator = Paginator(qs.order_by("-created_at", "pk"), min(max(page_size, 1), MAX_PAGE_SIZE))
     number = min(max(page, 1), max(paginator.num_pages, 1))
     items = list(paginator.page(number).object_list)
@@ -103,8 +102,7 @@ def submissions(actor: User, *, page: int = 1, page_size: int = 25) -> tuple[lis
 
 def get_submission(actor: User, submission_id: Any) -> Submission:
     require(actor, Action.RECORD_LIST)
-    qs = Submission.objects.all() if _reviews(actor) else Submission.objects.filter(created_by=actor)
-    found = qs.filter(pk=parse_uuid(submission_id)).first()
+    found = _submissions_for(actor).filter(pk=parse_uuid(submission_id)).first()
     if found is None:
         raise NotFound(f"submission {submission_id} does not exist")
     _audit_registers(actor, [found], filters={"submission": str(found.pk)})
@@ -112,13 +110,10 @@ def get_submission(actor: User, submission_id: Any) -> Submission:
 
 
 def _audit_registers(actor: User, shown: list[Submission], *, filters: dict[str, str]) -> None:
-    from medarchive.archiving.models import Record  # noqa: PLC0415
-
     ids = {i["record_id"] for s in shown for i in (s.report or {}).get("items", []) if i.get("record_id")}
     audit_listing(actor, list(Record.objects.filter(pk__in=ids)), filters=filters)
 
 
-def _reviews(actor: User) -> bool:
-    from medarchive.security.permissions import can  # noqa: PLC0415
-
-    return can(actor, Action.RECORD_REVIEW)
+def _submissions_for(actor: User) -> QuerySet[Submission]:
+    """The actor's own submissions; the archive (who reviews) sees everyone's."""
+    return Submission.objects.all() if can(actor, Action.RECORD_REVIEW) else Submission.objects.filter(created_by=actor)

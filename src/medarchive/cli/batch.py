@@ -10,14 +10,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from medarchive.cli import runtime
+from medarchive.cli.options import AsUser, JsonOut
 from medarchive.cli.output import console, emit_json, errors, fail
 
 if TYPE_CHECKING:
     from medarchive.capture.batch.folder import ScanSummary
     from medarchive.capture.batch.importer import ImportResult
-
-AsUser = Annotated[str, typer.Option("--as", help="Act as this user (authorised and audited as them).")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Stable machine-readable output (docs/cli.md).")]
 
 
 def _say(text: str) -> None:

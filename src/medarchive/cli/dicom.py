@@ -21,12 +21,12 @@ from rich.table import Table
 
 from medarchive.cli import runtime
 from medarchive.cli.listen import listen
+from medarchive.cli.options import AsUser as ImportAsUser
 from medarchive.cli.output import console, emit_json, errors, fail
 
 AsUser = Annotated[
     str, typer.Option("--as", help="The interface account studies are captured as (authorised and audited as it).")
 ]
-ImportAs = Annotated[str, typer.Option("--as", help="Act as this user (authorised and audited as them).")]
 _AE_TITLE_MAX = 16
 
 
@@ -153,7 +153,7 @@ def listen_dicom(
 @runtime.handles_errors
 def import_dicom(
     paths: Annotated[list[Path], typer.Argument(help="DICOM files, or folders of them (searched recursively).")],
-    as_user: ImportAs,
+    as_user: ImportAsUser,
     department: Annotated[
         str | None, typer.Option(help="Department code (default: the account's own department).")
     ] = None,

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from medarchive.cli import runtime
+from medarchive.cli.options import AsUser, JsonOut
 from medarchive.cli.output import console, emit_json, fail
 
 duties_app = typer.Typer(
@@ -19,8 +20,6 @@ duties_app = typer.Typer(
 rules_app = typer.Typer(help="Duty rules (the archivist edits them).", no_args_is_help=True)
 duties_app.add_typer(rules_app, name="rules")
 
-AsUser = Annotated[str, typer.Option("--as", help="Act as this user (authorised and audited as them).")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 PeriodOpt = Annotated[str, typer.Option("--period", help="YYYY-MM, YYYY-Qn or YYYY (default: this month).")]
 
 

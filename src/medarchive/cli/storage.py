@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from medarchive.cli import runtime
+from medarchive.cli.options import JsonOut
 from medarchive.cli.output import console, emit_json, errors
 
 fixity_app = typer.Typer(help="Fixity: decrypt and re-hash stored copies.", no_args_is_help=True)
@@ -17,7 +18,6 @@ keys_app = typer.Typer(help="Master keys for envelope encryption.", no_args_is_h
 storage_app = typer.Typer(help="Blob store maintenance.", no_args_is_help=True)
 
 AsUser = Annotated[str | None, typer.Option("--as", help="Act as this user (default: the local operator).")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Stable machine-readable output (docs/cli.md).")]
 
 
 def _progress(label: str, enabled: bool) -> Progress:
