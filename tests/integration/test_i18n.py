@@ -2,8 +2,10 @@
 
 The UI's msgids are English and the default language is Simplified Chinese, so every English msgid needs a
 zh_Hans translation; the models' verbose names are Chinese msgids, translated in the `en` catalog.
-After changing a translatable string: `cd src/medarchive && django-admin makemessages -l zh_Hans -l en`,
-translate, then `django-admin compilemessages` and commit the .po and the .mo files.
+After changing a translatable string:
+`cd src/medarchive && django-admin makemessages -l zh_Hans -l en --no-location --no-wrap` (no location comments:
+they churn on every edit and make merges conflict), translate, then `django-admin compilemessages` and commit
+the .po and the .mo files.
 """
 
 from __future__ import annotations
@@ -365,3 +367,18 @@ def test_set_language_switches_to_english_and_back(client: Client) -> None:
 def test_wrong_password_message_is_translated(client: Client, users: dict[str, Any]) -> None:
     response = client.post("/login/", {"username": "officer", "password": "wrong-password-1"})
     assert response.status_code == 401 and "用户名或密码错误" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_browser_language_header_does_not_override_the_configured_language(client: Client) -> None:
+    response = client.get("/login/", headers={"accept-language": "en-US,en;q=0.9"})
+    html = response.content.decode()
+    assert '<html lang="zh-CN">' in html and "用户名" in html
+    assert response["Content-Language"] == "zh-hans"
+    assert "Cookie" in response["Vary"]
+
+
+@pytest.mark.django_db
+def test_an_unknown_language_cookie_falls_back_to_the_configured_language(client: Client, settings: Any) -> None:
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "xx-klingon"
+    assert '<html lang="zh-CN">' in client.get("/login/").content.decode()
