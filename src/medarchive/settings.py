@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    "medarchive.web.errors.DomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "medarchive.urls"
@@ -61,7 +62,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
-                "medarchive.web_context.navigation",
+                "medarchive.web.context.navigation",
             ],
         },
     },
@@ -121,6 +122,8 @@ MEDARCHIVE_SESSION_IDLE_SECONDS = CONFIG.session_idle_seconds
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+CSRF_FAILURE_VIEW = "medarchive.web.errors.csrf_failure"
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"

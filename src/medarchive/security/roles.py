@@ -42,6 +42,7 @@ class Action(StrEnum):
     DEPARTMENT_MANAGE = "department:manage"
     USER_MANAGE = "user:manage"
     ROLE_ASSIGN = "user:role:assign"
+    ACCOUNT_UNLOCK = "user:unlock"
     TOKEN_MANAGE = "token:manage"  # noqa: S105 - an action name, not a secret
     DUTY_MANAGE = "duty:manage"
     AUDIT_READ = "audit:read"
@@ -110,7 +111,9 @@ SYSTEM_GRANTS: dict[Role, set[Action]] = {
         Action.KEYS_ROTATE,
         Action.SYSTEM_CONFIGURE,
     },
-    Role.SECADMIN: {Action.ROLE_ASSIGN, Action.USER_MANAGE, Action.TOKEN_MANAGE},
+    # Accounts' existence and description are the system administrator's; what an account may do
+    # (its role), its credentials and lockouts are the security administrator's.
+    Role.SECADMIN: {Action.ROLE_ASSIGN, Action.ACCOUNT_UNLOCK, Action.TOKEN_MANAGE},
     Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.FIXITY_VERIFY},
     Role.ARCHIVIST: {Action.FIXITY_VERIFY, Action.DUTY_MANAGE},
 }

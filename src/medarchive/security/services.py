@@ -36,12 +36,11 @@ def add_user(
     """Create an account. `actor=None` only for bootstrap (init/demo) from the local CLI.
 
     Every account carries a role, so creating one is assigning a role: it needs ROLE_ASSIGN
-    (the security administrator), not only USER_MANAGE. The three administrator accounts
+    (the security administrator). The three administrator accounts
     are created only from the local console at installation, never by another account,
     so no administrator can mint a colleague they control (SEC-02).
     """
     if actor is not None:
-        require(actor, Action.USER_MANAGE)
         require(actor, Action.ROLE_ASSIGN)
     try:
         role_value = Role(role)

@@ -27,6 +27,7 @@ from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 from medarchive.security.permissions import can
 from medarchive.security.roles import Action
+from medarchive.web.errors import error_page
 
 STATUS_LABELS = {
     Status.ON_TIME: gettext_lazy("Received on time"),
@@ -49,7 +50,7 @@ PERIOD_LABELS = {
 def _refused(request: HttpRequest, exc: MedarchiveError) -> HttpResponse:
     if isinstance(exc, PermissionDenied):
         audit.record_refusal(exc)
-    return render(request, "error.html", {"message": exc.message}, status=exc.status)
+    return error_page(request, exc.status, exc.message)
 
 
 def _period(request: HttpRequest) -> tuple[str, dt.date, dt.date, MedarchiveError | None]:
