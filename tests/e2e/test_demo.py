@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -42,6 +44,15 @@ def test_demo_builds_records_users_and_real_files(fresh_cli: Any) -> None:
         formats |= {f["format_name"] for f in shown["files"]}
     assert "PDF" in formats and len(formats) >= 2
     assert json.loads(cli.run("fixity", "verify", "--json").stdout)["ok"] is True
+    # Completeness monitoring has a history to show at once: discharges on time, late, missing, not yet due.
+    # (the history reaches back three months, so in the first quarter it spans two years)
+    total = {"on_time": 0, "late": 0, "missing": 0}
+    today = dt.datetime.now(tz=ZoneInfo("Asia/Shanghai")).date()
+    for year in {today.year, (today - dt.timedelta(days=100)).year}:
+        found = json.loads(cli.run("duties", "status", "--as", "archivist", "--period", str(year), "--json").stdout)
+        for key in total:
+            total[key] += found["total"][key]
+    assert all(total.values()), total
     again = cli.run("demo", "--no-serve")
     assert "already built" in again.stdout
 

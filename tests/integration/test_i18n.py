@@ -2,10 +2,9 @@
 
 The UI's msgids are English and the default language is Simplified Chinese, so every English msgid needs a
 zh_Hans translation; the models' verbose names are Chinese msgids, translated in the `en` catalog.
-After changing a translatable string:
-`cd src/medarchive && django-admin makemessages -l zh_Hans -l en --no-location --no-wrap` (no location comments:
-they churn on every edit and make merges conflict), translate, then `django-admin compilemessages` and commit
-the .po and the .mo files.
+After changing a translatable string (no location comments: they churn on every edit and make merges conflict):
+`cd src/medarchive && django-admin makemessages -l zh_Hans -l en --no-location --no-wrap --no-obsolete`,
+translate, then `django-admin compilemessages` and commit the .po and the .mo files.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def test_a_clean_record_of_an_auto_accepting_class_is_accepted_with_every_step_r
     record = outcome.record
     assert outcome.ok and record.state == "accepted" and outcome.intake.state == "accepted"
     steps = list(BusinessEvent.objects.filter(record=record).values_list("action", "state"))
-    assert steps == [("登记", "草稿"), ("接收", "已提交"), ("检测", "已提交"), ("接收", "已接收")]
+    assert steps == [("登记", "草稿"), ("提交", "已提交"), ("检测", "已提交"), ("接收", "已接收")]
     actions = list(AuditEntry.objects.filter(object_id=str(record.pk)).values_list("action", flat=True))
     assert actions == ["record:create", "record:submit", "record:submit", "record:accept"]
 
@@ -210,7 +210,7 @@ def test_return_fix_resubmit_and_accept(users: dict[str, Any]) -> None:
     # BA-ZY accepts clean records by itself: the fixed resubmission goes straight in.
     assert intake.rounds == 2 and intake.state == "accepted" and record.state == "accepted"
     verbs = list(BusinessEvent.objects.filter(record=record).values_list("action", flat=True))
-    assert verbs == ["登记", "接收", "检测", "退回", "著录修改", "重新提交", "检测", "接收"]
+    assert verbs == ["登记", "提交", "检测", "退回", "著录修改", "重新提交", "检测", "接收"]
 
 
 def test_the_archivist_fixes_metadata_at_the_door_and_the_checks_run_again(users: dict[str, Any]) -> None:

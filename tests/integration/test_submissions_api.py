@@ -289,3 +289,21 @@ def test_a_piece_is_read_outside_any_transaction(auth: Any, users: Any) -> None:
 
     assert resumable.append(users["officer"], upload.pk, offset=0, body=Body(), length=None).complete  # type: ignore[arg-type]
     assert depths == [depth, depth]
+
+
+def test_a_push_with_a_token_is_an_interface_push_and_one_from_the_browser_a_web_upload(
+    auth: Any, users: dict[str, Any]
+) -> None:
+    """The web form posts to the same endpoint as hospital systems; the history must still say which."""
+    client = Client()
+    pushed = _push(client, auth["officer"], [_entry("a.pdf", 1)], [SimpleUploadedFile("a.pdf", _pdf(1))])
+    assert pushed.status_code == 201
+    browser = Client()
+    browser.force_login(users["officer"])
+    uploaded = _push(browser, {}, [_entry("b.pdf", 2)], [SimpleUploadedFile("b.pdf", _pdf(2))])
+    assert uploaded.status_code == 201, uploaded.content
+    found = Record.objects.filter(title__in=["通知1", "通知2"]).select_related("intake__submission")
+    by_title = {r.title: r.intake.submission.channel for r in found}
+    assert by_title == {"通知1": "rest", "通知2": "web"}
+    steps = [(e.action, e.basis) for e in Record.objects.get(title="通知2").business_events.all()]
+    assert steps[1][0] == "提交" and steps[1][1].startswith("网页上传")

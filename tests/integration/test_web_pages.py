@@ -227,3 +227,24 @@ def test_a_refusal_that_escapes_a_view_is_audited_and_styled(users: dict[str, An
     assert "auditor (auditor) may not" not in html  # no developer string
     denied = AuditEntry.objects.filter(action="record:list", result="denied", actor_name="auditor")
     assert denied.exists()
+
+
+def test_the_record_list_tells_identical_titles_apart_for_those_allowed(
+    users: dict[str, Any], make_record: Callable[..., Any]
+) -> None:
+    """Two 出院记录 of one department: the archive and the department see whose and which visit;
+    a reader without the patient right sees that they differ only by masked values."""
+    for name, visit in (("张某某", "ZY0001"), ("李某某", "ZY0002")):
+        make_record(
+            class_code="BA-ZY",
+            title="出院记录",
+            retention="MR30",
+            metadata={"patient_name": name, "visit_number": visit, "discharge_date": "2025-02-27"},
+        )
+    archivist = _client(users["archivist"]).get("/records/").content.decode()
+    assert "张某某" in archivist and "ZY0002" in archivist and "出院日期" in archivist
+    officer = _client(users["officer"]).get("/records/").content.decode()  # BGS: their own department
+    assert "李某某" in officer
+    viewer = _client(users["viewer"]).get("/records/").content.decode()
+    assert "出院记录" in viewer and "张某某" not in viewer and "ZY0001" not in viewer
+    assert "***" in viewer and "2025-02-27" in viewer  # masked identifiers; the date still tells them apart

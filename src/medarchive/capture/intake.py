@@ -274,9 +274,9 @@ def _route(
         record,
         Action.RECORD_SUBMIT,
         actor=actor,
-        verb="接收",
+        verb="提交",
         basis=f"{submission.get_channel_display()} {submission.source}".strip()[:200],
-        description=f"submission {submission.pk}",
+        description=f"提交批次 {submission.pk}",
         details={"submission": str(submission.pk), "channel": submission.channel},
     )
     _store_prints(components, prints)

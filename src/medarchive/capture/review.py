@@ -65,7 +65,7 @@ def submit(record_id: Any, *, actor: User) -> Record:
         if intake is None:
             submission = Submission.objects.create(channel=Channel.WEB, source=actor.username, created_by=actor)
             intake = Intake.objects.create(record=record, submission=submission, label=record.title[:200])
-            verb, step = "接收", "received"
+            verb, step = "提交", "received"
             door.fingerprint(list(record.components.all()))
         else:
             _expect(intake, record, ReviewState.RETURNED)
@@ -104,7 +104,8 @@ def accept(record_id: Any, *, actor: User, comment: str = "", override: bool = F
             intake.save(update_fields=["state", "comment", "reviewed_by", "reviewed_at"])
         record.state = RecordState.ACCEPTED
         record.save(update_fields=["state", "updated_at"])
-        basis = f"人工接收 (overriding {intake.errors if intake else 0} error(s)): {comment}" if override else comment
+        overridden = intake.errors if intake else 0
+        basis = f"人工接收（不顾 {overridden} 项错误）：{comment}" if override else comment
         record_step(
             record,
             Action.RECORD_ACCEPT,

@@ -189,6 +189,11 @@ def _discard(files: list[UploadedFile]) -> None:
         IncomingFile.from_upload(part).discard()
 
 
+def _channel(request: HttpRequest) -> str:
+    """A push with an API token is a system's (接口推送); one from the browser session is the web form's."""
+    return Channel.REST if request.headers.get("Authorization", "").lower().startswith("bearer ") else Channel.WEB
+
+
 @router.post(
     "",
     response={201: SubmissionOut, 207: SubmissionOut, 200: SubmissionOut, **ERRORS},
@@ -220,7 +225,7 @@ def create_submission(
         items = _items(request, entries, parts, key, reserved)
         reg = _register(register_)
         result: SubmissionResult = receive(
-            items, actor=actor, channel=Channel.REST, source=source or actor.username, key=key, register=reg
+            items, actor=actor, channel=_channel(request), source=source or actor.username, key=key, register=reg
         )
     except BaseException:
         _discard(parts)

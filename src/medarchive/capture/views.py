@@ -25,12 +25,24 @@ from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, ArchiveC
 from medarchive.capture import findings, queries, review, services
 from medarchive.capture.intake import Item, receive
 from medarchive.capture.models import Channel, ReviewState
-from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied
+from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied, ValidationError
 from medarchive.core.models import Department
 from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 from medarchive.security.permissions import can, require
 from medarchive.security.roles import Action
+from medarchive.web.forms import problems_of
+
+_FORM_FIELDS = {"department_code": "department", "class": "class_code"}
+
+
+def _form_field(field: str) -> str:
+    """The upload form's field for a problem the door names (`metadata.pages` → the metadata box)."""
+    if field.startswith("metadata"):
+        return "metadata"
+    if field.startswith("files"):
+        return "files"
+    return _FORM_FIELDS.get(field, field)
 
 
 def _form_context(request: HttpRequest, values: dict[str, Any], error: MedarchiveError | None) -> dict[str, Any]:
@@ -40,7 +52,7 @@ def _form_context(request: HttpRequest, values: dict[str, Any], error: Medarchiv
     ]
     return {
         "values": values,
-        "error": error,
+        **problems_of(error, _form_field),
         "departments": departments,
         "classes": ArchiveClass.objects.filter(scheme__active=True).order_by("code"),
         "security_levels": SECURITY_LEVELS,
@@ -81,8 +93,10 @@ def upload(request: HttpRequest) -> HttpResponse:
         if not isinstance(metadata, dict):
             raise ValueError
     except ValueError:
-        error = MedarchiveError(
-            _('Extra metadata must be a JSON object, e.g. {"keywords": ["病案"]}'), field="metadata"
+        error = ValidationError(
+            gettext_lazy('Extra metadata must be a JSON object, e.g. {"keywords": ["病案"]}'),
+            code="metadata_not_an_object",
+            field="metadata",
         )
         return render(request, "capture/upload.html", _form_context(request, values, error), status=422)
     desc = services.Description(

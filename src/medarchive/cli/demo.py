@@ -101,6 +101,13 @@ def build(count: int, seed: int) -> list[dict[str, str]]:
                 )
                 receive([again], actor=archivist, channel=Channel.REST)
             progress.advance(task)
+    from medarchive.demo.duties import build_duty_history
+
+    history = build_duty_history(interface=User.objects.get(username="his"), seed=seed)
+    console.print(
+        f"归档职责：{history.discharges} 次出院，按时 {history.on_time}，逾期 {history.late}，"
+        f"缺失 {history.missing}，未到期 {history.pending}"
+    )
     return credentials
 
 

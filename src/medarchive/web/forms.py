@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from medarchive.core.errors import MedarchiveError, Problems
 
 
-def problems_of(exc: MedarchiveError | None) -> dict[str, Any]:
-    """Template context: `errors` (field → messages, "" for the form as a whole) and `error_list`."""
+def _same(field: str) -> str:
+    return field
+
+
+def problems_of(exc: MedarchiveError | None, field_of: Callable[[str], str] = _same) -> dict[str, Any]:
+    """Template context: `errors` (form field → messages, "" for the form as a whole) and `error_list`.
+
+    `field_of` maps a service's field name to the form's (`metadata.pages` → `metadata`)."""
     if exc is None:
         return {"errors": {}, "error_list": []}
     found = exc.problems if isinstance(exc, Problems) else [exc]
     by_field: dict[str, list[str]] = {}
+    listed = []
     for problem in found:
-        by_field.setdefault(problem.field or "", []).append(problem.message)
-    return {
-        "errors": by_field,
-        "error_list": [{"field": p.field or "", "message": p.message} for p in found],
-    }
+        field = field_of(problem.field or "")
+        by_field.setdefault(field, []).append(problem.message)
+        listed.append({"field": field, "message": problem.message})
+    return {"errors": by_field, "error_list": listed}

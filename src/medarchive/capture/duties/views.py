@@ -54,13 +54,15 @@ def _refused(request: HttpRequest, exc: MedarchiveError) -> HttpResponse:
 
 
 def _period(request: HttpRequest) -> tuple[str, dt.date, dt.date, MedarchiveError | None]:
-    """The period asked for (default: this month); a bad one falls back to this month with an error."""
-    text = request.GET.get("period", "").strip() or f"{clock.today():%Y-%m}"
+    """The period asked for (default: this quarter, so the first days of a month do not show an empty
+    page); a bad one falls back to this quarter with an error."""
+    default = rules.period_label(Period.QUARTER, rules.period_start(Period.QUARTER, clock.today()))
+    text = request.GET.get("period", "").strip() or default
     try:
         start, end = rules.parse_period(text)
     except ValidationError as exc:
-        start, end = rules.parse_period(f"{clock.today():%Y-%m}")
-        return f"{start:%Y-%m}", start, end, exc
+        start, end = rules.parse_period(default)
+        return default, start, end, exc
     return text, start, end, None
 
 
