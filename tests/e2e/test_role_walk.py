@@ -41,6 +41,12 @@ _VISIBLE_TEXT = """() => {
 _ENGLISH_PHRASE = re.compile(r"\b[A-Za-z][a-z]+(?:[ -][a-z]{2,})+\b")
 _ALLOWED = {"medarchive"}
 _IMPACTS = {"serious", "critical"}
+# The innermost elements that stick out on the right: what to fix when a page is too wide.
+_TOO_WIDE = """() => Array.from(document.querySelectorAll('main *')).filter(el => {
+  const right = el.getBoundingClientRect().right;
+  return right > window.innerWidth + 1 && !Array.from(el.children).some(c => c.getBoundingClientRect().right >= right);
+}).slice(0, 4).map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + '.' + el.className + ': '
+  + (el.textContent || '').trim().slice(0, 40))"""
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -141,7 +147,8 @@ def test_every_role_walks_every_navigation_link_in_chinese(
                 page.goto(url)
                 overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
                 if overflow > 1:
-                    problems.append(f"{label} {url}: {overflow}px wider than a 390px phone screen")
+                    culprits = page.evaluate(_TOO_WIDE)
+                    problems.append(f"{label} {url}: {overflow}px wider than a 390px phone screen: {culprits}")
                 if shots is not None and url.endswith("/records/"):
                     page.screenshot(path=str(shots / f"{label}-phone-records.png"), full_page=True)
             walked += len(seen)
