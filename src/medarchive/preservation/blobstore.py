@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from django.utils import translation
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -191,7 +192,9 @@ class BlobStore:
         except NotFound:
             return FixityResult(ok=False, problems=[f"blob {address} is missing from storage"])
         except (IntegrityFailure, ConfigurationError) as error:
-            return FixityResult(ok=False, problems=[error.message])
+            # Fixity problems become PREMIS event details, kept for good: one language, like the rest.
+            with translation.override("en"):
+                return FixityResult(ok=False, problems=[error.message])
         found_sha256, found_sm3 = sha256.hexdigest(), sm3.hexdigest()
         problems = []
         if size != expected_size:
