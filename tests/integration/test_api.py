@@ -160,8 +160,8 @@ def _raw_multipart(fields: dict[str, str], filename: str, body: bytes) -> tuple[
 @pytest.mark.parametrize(
     ("name", "body", "status", "code"),
     [
-        ("../../etc/passwd", b"%PDF x", 422, "validation_error"),
-        ("/etc/passwd", b"%PDF x", 422, "validation_error"),
+        ("../../etc/passwd", b"%PDF x", 422, "unsafe_filename"),
+        ("/etc/passwd", b"%PDF x", 422, "unsafe_filename"),
         ("空.pdf", b"", 422, "empty_file"),
         ("big.pdf", b"%PDF" + b"x" * 5000, 413, "payload_too_large"),
     ],
@@ -211,7 +211,9 @@ def test_a_scoped_token_can_only_do_its_scope(client: Client, users: dict[str, A
     _, raw = create_token(users["archivist"], actor=None, name="lister", scopes=["record:list"])
     assert client.get("/api/v1/records", **_auth(raw)).status_code == 200
     refused = _post_record(client, raw)
-    assert refused.status_code == 403 and "record:create" in refused.json()["message"]
+    assert refused.status_code == 403 and refused.json()["code"] == "token_not_scoped"
+    assert refused.json()["details"] == {"action": "record:create"}
+    assert refused.json()["message"] == "此 API 令牌无权登记档案。"
     assert Record.objects.count() == 0
 
 

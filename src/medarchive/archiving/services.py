@@ -227,7 +227,7 @@ def wrong_state(record: Record, action: Action, needed: set[str]) -> Conflict:
     """The refusal of a step the record's state does not allow (the states named as people read them)."""
     return Conflict(
         with_labels(
-            _("Record %(record)s is %(state)s; to %(action)s it must be %(needed)s."),
+            _("Record %(record)s is “%(state)s”; to %(action)s it must be “%(needed)s”."),
             state=state_label(record.state),
             action=ACTION_LABELS[action],
             needed=Listed([state_label(s) for s in sorted(needed)], alternatives=True),

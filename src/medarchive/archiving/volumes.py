@@ -115,7 +115,7 @@ def add_to_volume(record_id: Any, volume_id: Any, *, actor: User) -> Record:
         if record.state in {RecordState.ARCHIVED, RecordState.ON_HOLD, RecordState.DISPOSED}:
             raise Conflict(
                 with_labels(
-                    _("Record %(record)s is %(state)s; an archived record can no longer be changed."),
+                    _("Record %(record)s is “%(state)s”; an archived record can no longer be changed."),
                     state=state_label(record.state),
                 ),
                 code="immutable_record",
@@ -173,7 +173,7 @@ def archive_volume(volume_id: Any, *, actor: User) -> Volume:
                 problems.add(
                     Conflict(
                         with_labels(
-                            _("Item %(record)s is %(state)s; every item of a volume must be accepted first."),
+                            _("Item %(record)s is “%(state)s”; every item of a volume must be accepted first."),
                             state=state_label(item.state),
                         ),
                         code="wrong_state",

@@ -60,7 +60,7 @@ def _expect(intake: Intake, record: Record, *states: ReviewState) -> None:
     if intake.state not in states:
         raise Conflict(
             with_labels(
-                _("Record %(record)s is %(state)s at the door; this step needs it %(needed)s."),
+                _("Record %(record)s is “%(state)s” at the door; this step needs it “%(needed)s”."),
                 state=ReviewState(intake.state).label,
                 needed=Listed([s.label for s in states], alternatives=True),
             ),

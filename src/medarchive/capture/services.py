@@ -504,7 +504,7 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
         if record.state in FROZEN_STATES:
             raise Conflict(
                 with_labels(
-                    _("Record %(record)s is %(state)s; an archived record can no longer be changed."),
+                    _("Record %(record)s is “%(state)s”; an archived record can no longer be changed."),
                     state=state_label(record.state),
                 ),
                 code="immutable_record",

@@ -48,7 +48,9 @@ def add_user(
     role_value = Role(role) if role in {r.value for r in Role} else None
     if actor is not None and role_value is not None and role_value in ADMINISTRATORS:
         raise PermissionDenied(
-            with_labels(_("%(role)s accounts are created only from the local console."), role=ROLE_LABELS[role_value]),
+            with_labels(
+                _("“%(role)s” accounts are created only from the local console."), role=ROLE_LABELS[role_value]
+            ),
             code="console_only",
             field="role",
             role=role_value.value,
@@ -94,7 +96,7 @@ def add_user(
     elif role_value is not None and role_value in {Role.OFFICER, Role.CLINICIAN, Role.VIEWER}:
         problems.add(
             ValidationError(
-                with_labels(_("A %(role)s account needs a department."), role=ROLE_LABELS[role_value]),
+                with_labels(_("A “%(role)s” account needs a department."), role=ROLE_LABELS[role_value]),
                 code="department_required",
                 field="department",
                 role=role_value.value,

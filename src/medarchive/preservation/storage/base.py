@@ -28,7 +28,7 @@ def check_address(address: str) -> str:
     if not isinstance(address, str) or not ADDRESS_PATTERN.fullmatch(address):
         shown = repr(address)[:80]
         raise ValidationError(
-            _("The blob address %(address)s is not valid: it has 64 lowercase hex characters."),
+            _("The blob address %(address)s is not valid: an address is 64 lowercase hex characters."),
             code="bad_address",
             field="address",
             address=shown,
