@@ -227,3 +227,21 @@ def test_idle_web_session_expires(client: Client, users: dict[str, Any], setting
     session.save()
     response = client.get("/records/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_every_problem_of_a_posted_record_comes_back_at_once(
+    client: Client, token: dict[str, str], settings: Any
+) -> None:
+    response = _post_record(client, token["archivist"], class_code="NOPE", title=" ", date="1850-01-01")
+    assert response.status_code == 422
+    body = response.json()
+    assert [(e["code"], e["field"]) for e in body["errors"]] == [
+        ("unknown_class", "class"),
+        ("required", "title"),
+        ("implausible_date", "date"),
+    ]
+    assert body["errors"][1]["message"] == "题名不能为空。"  # the configured language, zh-Hans
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the language the user chose in the web UI
+    english = _post_record(client, token["archivist"], class_code="NOPE", title=" ", date="1850-01-01").json()
+    assert english["errors"][1]["message"] == "Title is required."
+    assert english["errors"][2]["details"] == {"date": "1850-01-01", "year": 1900}

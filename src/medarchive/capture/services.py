@@ -212,6 +212,7 @@ def _validated(desc: Description) -> dict[str, Any]:
     check("archive_class", lambda: active_class(desc.class_code, fonds))
     check("title", lambda: check_text(desc.title, "title", required=True, limit=MAX_TITLE))
     check("date", lambda: _check_date(_parse_date(desc.date)))
+    # 责任者 and 机构或问题 default from the department: with an unknown one, only its own problem is reported.
     department = out.get("department")
     if department is not None or desc.responsible:
         responsible = desc.responsible or (department.name if department else "")
