@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import translation
 
 from medarchive.archiving.models import Record
 from medarchive.security.models import AuditEntry
@@ -242,6 +243,8 @@ def test_every_problem_of_a_posted_record_comes_back_at_once(
     ]
     assert body["errors"][1]["message"] == "题名不能为空。"  # the configured language, zh-Hans
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the language the user chose in the web UI
-    english = _post_record(client, token["archivist"], class_code="NOPE", title=" ", date="1850-01-01").json()
+    # The middleware leaves the request's language active in this thread: restore it afterwards.
+    with translation.override(settings.LANGUAGE_CODE):
+        english = _post_record(client, token["archivist"], class_code="NOPE", title=" ", date="1850-01-01").json()
     assert english["errors"][1]["message"] == "Title is required."
     assert english["errors"][2]["details"] == {"date": "1850-01-01", "year": 1900}
