@@ -118,31 +118,31 @@ def test_rule_commands_and_bad_input(cli: Any) -> None:
 
     def refused(*args: str) -> tuple[int, str]:
         result = cli.run(*args, check=False)
-        return result.returncode, " ".join(result.stderr.split())  # rich wraps long lines
+        return result.returncode, "".join(result.stderr.split())  # rich wraps long lines
 
     base = ("duties", "rules", "add", "--as", "archivist", "--kind", "event", "--event", "discharge")
     code, err = refused(*base, "--name", "x", "--class", "ZZ", "--match-key", "visit_number", "--due-days", "3")
-    assert code == 2 and "unknown class 'ZZ'" in err
+    assert code == 2 and "门类代码ZZ不存在" in err
     code, err = refused(*base, "--name", "x", "--class", "BA-ZY", "--match-key", "visit_number", "--due-days", "0")
-    assert code == 2 and "due_days 0 makes no sense" in err
+    assert code == 2 and "归档期限须为触发后1到366天，而不是0天" in err
     code, err = refused(
         *base, "--name", "x", "--class", "BA-ZY", "--match-key", "visit_number", "--department", "XX", "--due-days", "3"
     )
-    assert code == 2 and "unknown department 'XX'" in err
+    assert code == 2 and "部门XX不存在" in err
     code, err = refused(
         *base, "--name", "出院病案7日内归档", "--class", "BA-ZY", "--match-key", "visit_number", "--due-days", "3"
     )
-    assert code == 5 and "already exists" in err
+    assert code == 5 and "已有名为出院病案7日内归档的职责规则" in err
     code, err = refused(
         "duties", "rules", "add", "--as", "officer", "--name", "y", "--kind", "event", "--class", "BA-ZY"
     )
-    assert code == 3 and "may not duty:manage" in err
+    assert code == 3 and "您无权管理部门归档职责" in err
     code, err = refused("duties", "rules", "remove", "出院病案7日内归档", "--as", "nobody")
     assert code == 3
     code, err = refused("duties", "status", "--as", "officer", "--department", "NK")
-    assert code == 3 and "may not see the duties of department NK" in err
+    assert code == 3 and "您无权查看部门NK的归档职责" in err
     code, err = refused("duties", "status", "--as", "archivist", "--period", "2025-13")
-    assert code == 2 and "month 13 does not exist" in err
+    assert code == 2 and "没有13月" in err
     code, err = refused(
         "duties",
         "event",
@@ -172,4 +172,4 @@ def test_rule_commands_and_bad_input(cli: Any) -> None:
         "--trigger-filter",
         "[]",
     )
-    assert code == 2 and "JSON object" in err
+    assert code == 2 and "mustbeaJSONobject" in err

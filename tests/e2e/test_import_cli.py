@@ -101,7 +101,7 @@ def test_watch_once_captures_drops_and_moves_them(cli: Cli, tmp_path: Path) -> N
     summary = json.loads(first.stdout)
     assert (summary["received"], summary["rejected"]) == (1, 1)
     assert sorted(p.name for p in (watch / "done").iterdir()) == ["纪要.pdf", "纪要.pdf.json"]
-    assert "date must be YYYY-MM-DD" in (watch / "failed" / "undated.pdf.error.txt").read_text(encoding="utf-8")
+    assert "code: required\nfield: date" in (watch / "failed" / "undated.pdf.error.txt").read_text(encoding="utf-8")
     assert [i["title"] for i in _records(cli)["items"]] == ["党委会纪要"]
 
     (inbox / "纪要 copy.pdf").write_bytes(_pdf("watched"))  # the same bytes, described otherwise

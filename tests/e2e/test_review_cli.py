@@ -31,12 +31,12 @@ def test_queue_accept_return_and_withdraw(cli: Any, tmp_path: Path) -> None:
     assert all(i["review"] == "pending" and i["errors"] == 0 for i in queue["items"])
 
     refused = cli.run("review", "queue", "--as", "officer", check=False)
-    assert refused.returncode == 3 and "record:review" in refused.stderr
+    assert refused.returncode == 3 and "您无权进行入口审核" in refused.stderr
 
     accepted = json.loads(cli.run("review", "accept", ids[0], ids[1], "--as", "archivist", "--json").stdout)
     assert [a["ok"] for a in accepted] == [True, True]
     again = cli.run("review", "accept", ids[0], "--as", "archivist", check=False)
-    assert again.returncode == 1 and "accepted" in again.stdout
+    assert again.returncode == 1 and "已接收" in again.stdout
 
     no_comment = cli.run("review", "return", ids[2], "--as", "archivist", check=False)
     assert no_comment.returncode == 2 and "comment" in no_comment.stderr

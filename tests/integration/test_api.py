@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import translation
 
 from medarchive.archiving.models import Record
 from medarchive.security.models import AuditEntry
@@ -160,8 +161,8 @@ def _raw_multipart(fields: dict[str, str], filename: str, body: bytes) -> tuple[
 @pytest.mark.parametrize(
     ("name", "body", "status", "code"),
     [
-        ("../../etc/passwd", b"%PDF x", 422, "validation_error"),
-        ("/etc/passwd", b"%PDF x", 422, "validation_error"),
+        ("../../etc/passwd", b"%PDF x", 422, "unsafe_filename"),
+        ("/etc/passwd", b"%PDF x", 422, "unsafe_filename"),
         ("空.pdf", b"", 422, "empty_file"),
         ("big.pdf", b"%PDF" + b"x" * 5000, 413, "payload_too_large"),
     ],
@@ -211,7 +212,9 @@ def test_a_scoped_token_can_only_do_its_scope(client: Client, users: dict[str, A
     _, raw = create_token(users["archivist"], actor=None, name="lister", scopes=["record:list"])
     assert client.get("/api/v1/records", **_auth(raw)).status_code == 200
     refused = _post_record(client, raw)
-    assert refused.status_code == 403 and "record:create" in refused.json()["message"]
+    assert refused.status_code == 403 and refused.json()["code"] == "token_not_scoped"
+    assert refused.json()["details"] == {"action": "record:create"}
+    assert refused.json()["message"] == "此 API 令牌无权登记档案。"
     assert Record.objects.count() == 0
 
 
@@ -225,3 +228,23 @@ def test_idle_web_session_expires(client: Client, users: dict[str, Any], setting
     session.save()
     response = client.get("/records/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_every_problem_of_a_posted_record_comes_back_at_once(
+    client: Client, token: dict[str, str], settings: Any
+) -> None:
+    response = _post_record(client, token["archivist"], class_code="NOPE", title=" ", date="1850-01-01")
+    assert response.status_code == 422
+    body = response.json()
+    assert [(e["code"], e["field"]) for e in body["errors"]] == [
+        ("unknown_class", "class"),
+        ("required", "title"),
+        ("implausible_date", "date"),
+    ]
+    assert body["errors"][1]["message"] == "题名不能为空。"  # the configured language, zh-Hans
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the language the user chose in the web UI
+    # The middleware leaves the request's language active in this thread: restore it afterwards.
+    with translation.override(settings.LANGUAGE_CODE):
+        english = _post_record(client, token["archivist"], class_code="NOPE", title=" ", date="1850-01-01").json()
+    assert english["errors"][1]["message"] == "Title is required."
+    assert english["errors"][2]["details"] == {"date": "1850-01-01", "year": 1900}

@@ -116,11 +116,11 @@ def test_every_kind_of_bad_row_is_flagged_with_its_own_reason_and_leaves_nothing
     outside.write_bytes(_pdf("secret"))
     rows = {
         "missing": ("WS", "BGS", "2025-03-01", "nope.pdf", "", "", "missing_file", "nope.pdf is not in the carrier"),
-        "class": ("XX", "BGS", "2025-03-01", "f1.pdf", "", "", "validation_error", "unknown class 'XX'"),
-        "department": ("WS", "ZZ", "2025-03-01", "f2.pdf", "", "", "validation_error", "unknown department 'ZZ'"),
-        "date": ("WS", "BGS", "2025-02-30", "f3.pdf", "", "", "validation_error", "date must be YYYY-MM-DD"),
-        "no date": ("WS", "BGS", "", "f4.pdf", "", "", "validation_error", "got ''"),
-        "future": ("WS", "BGS", "2999-01-01", "f5.pdf", "", "", "validation_error", "is not plausible"),
+        "class": ("XX", "BGS", "2025-03-01", "f1.pdf", "", "", "unknown_class", "XX"),
+        "department": ("WS", "ZZ", "2025-03-01", "f2.pdf", "", "", "unknown_department", "ZZ"),
+        "date": ("WS", "BGS", "2025-02-30", "f3.pdf", "", "", "bad_date", "2025-02-30"),
+        "no date": ("WS", "BGS", "", "f4.pdf", "", "", "required", "日期"),
+        "future": ("WS", "BGS", "2999-01-01", "f5.pdf", "", "", "implausible_date", "2999-01-01"),
         "empty": ("WS", "BGS", "2025-03-01", "empty.pdf", "", "", "empty_file", "empty"),
         "big": ("WS", "BGS", "2025-03-01", "big.pdf", "", "", "payload_too_large", "2000"),
         "dotdot": ("WS", "BGS", "2025-03-01", "../secret.pdf", "", "", "unsafe_path", "leaves the carrier"),
@@ -129,10 +129,10 @@ def test_every_kind_of_bad_row_is_flagged_with_its_own_reason_and_leaves_nothing
         "size": ("WS", "BGS", "2025-03-01", "f6.pdf", "5", "", "size_mismatch", "declares 5 bytes"),
         "sha": ("WS", "BGS", "2025-03-01", "f7.pdf", "", "0" * 64, "checksum_mismatch", "manifest declares"),
         "bad sha": ("WS", "BGS", "2025-03-01", "f8.pdf", "", "xyz", "validation_error", "64 hex digits"),
-        "no file": ("WS", "BGS", "2025-03-01", "", "", "", "validation_error", "at least one file"),
-        "no class": ("", "BGS", "2025-03-01", "f9.pdf", "", "", "validation_error", "unknown class ''"),
-        "two names": ("WS", "BGS", "2025-03-01", "f10.pdf;sub/f10.pdf", "", "", "validation_error", "appears twice"),
-        "meta type": ("WS", "BGS", "2025-03-01", "f11.pdf", "", "", "validation_error", "metadata.pages"),
+        "no file": ("WS", "BGS", "2025-03-01", "", "", "", "no_files", "至少"),
+        "no class": ("", "BGS", "2025-03-01", "f9.pdf", "", "", "required", "门类"),
+        "two names": ("WS", "BGS", "2025-03-01", "f10.pdf;sub/f10.pdf", "", "", "duplicate_filename", "f10.pdf"),
+        "meta type": ("WS", "BGS", "2025-03-01", "f11.pdf", "", "", "wrong_type", "页数"),
         "mandatory": ("BA-ZY", "NK", "2025-03-01", "f12.pdf", "", "", "", ""),  # received, with findings
     }
     lines = ["题名,门类,部门,日期,文件,字节数,sha256,页数"]

@@ -119,8 +119,8 @@ def test_a_bad_drop_goes_to_failed_with_the_reason_next_to_it(his: Any, watch: P
         ]
     )
     bad = (watch / "failed" / "bad.pdf.error.txt").read_text(encoding="utf-8")
-    assert "date must be YYYY-MM-DD, got '2025-13-45'" in bad and "field: date" in bad and "不合格" in bad
-    assert "file is empty" in (watch / "failed" / "empty.pdf.error.txt").read_text(encoding="utf-8")
+    assert "code: bad_date" in bad and "2025-13-45" in bad and "field: date" in bad and "不合格" in bad
+    assert "code: empty_file" in (watch / "failed" / "empty.pdf.error.txt").read_text(encoding="utf-8")
     assert "must be a value, not an object" in (watch / "failed" / "broken.pdf.error.txt").read_text(encoding="utf-8")
     assert not Record.objects.exists()
     assert Submission.objects.get().failed_count == 3
@@ -243,7 +243,7 @@ def test_without_class_anywhere_the_drop_fails_naming_it(his: Any, watch: Path) 
     (watch / "defaults.json").unlink()
     _drop(watch, "a.pdf", _pdf("a"), {"日期": "2025-01-01", "部门": "BGS"})
     (outcome,) = _scan(watch, his).outcomes
-    assert outcome.status == "rejected" and "unknown class ''" in outcome.reason
+    assert outcome.status == "rejected" and outcome.reason == "门类不能为空。"
 
 
 def test_a_broken_defaults_file_stops_the_scan_before_anything_moves(his: Any, watch: Path) -> None:

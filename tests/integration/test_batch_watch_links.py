@@ -63,7 +63,7 @@ def test_an_error_file_is_never_written_through_a_link_planted_in_failed(his: An
     assert victim.read_text() == "precious\n"
     assert (watch / "failed" / "bad.pdf.error.txt").is_symlink()  # left as it was
     written = watch / "failed" / "bad~2.pdf.error.txt"
-    assert "file is empty" in written.read_text(encoding="utf-8")
+    assert "code: empty_file" in written.read_text(encoding="utf-8")
     assert (watch / "failed" / "bad~2.pdf").exists()
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
 

@@ -169,7 +169,7 @@ def test_a_file_over_the_size_limit_is_refused_alone(tmp_path: Path, pacs: Any, 
 def test_an_unknown_department_rejects_the_study_and_leaves_nothing(tmp_path: Path, pacs: Any) -> None:
     write(tmp_path / "a1.dcm", instance_bytes(STUDY_A, "1.2.3.1"))
     _, outcomes = run([tmp_path], pacs, department="XX")
-    assert outcomes[0].status == "rejected" and "unknown department" in outcomes[0].problem
+    assert outcomes[0].status == "rejected" and "部门 XX 不存在" in outcomes[0].problem
     assert not Record.objects.exists()
 
 

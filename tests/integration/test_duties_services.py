@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from medarchive.capture.duties import rules, services
 from medarchive.capture.duties.models import DutyRule, Obligation
@@ -15,7 +15,7 @@ from medarchive.capture.duties.rules import RuleSpec
 from medarchive.capture.intake import Item, receive
 from medarchive.capture.models import Channel
 from medarchive.capture.services import Description, IncomingFile
-from medarchive.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from medarchive.core.errors import Conflict, NotFound, PermissionDenied, Problems, ValidationError
 
 pytestmark = pytest.mark.django_db
 
@@ -101,13 +101,17 @@ def test_record_that_arrived_before_the_event_fulfils_it_at_once(users: dict[str
 
 
 def test_unknown_department_and_bad_subject_are_clear_errors(users: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="unknown department 'XX'") as info:
+    with pytest.raises(ValidationError) as info:
         discharge(users, "ZY1", department="XX")
-    assert info.value.field == "department"
+    assert (info.value.code, info.value.field, info.value.details["department"]) == (
+        "unknown_department",
+        "department",
+        "XX",
+    )
     with pytest.raises(ValidationError) as info:
         discharge(users, " ")
     assert info.value.field == "subject_key"
-    with pytest.raises(ValidationError, match="event kind"):
+    with pytest.raises(ValidationError, match="事件类型"):
         services.record_event(
             "Discharge!",
             department_code="NK",
@@ -275,42 +279,62 @@ def test_archivist_adds_updates_and_removes_rules(users: dict[str, Any]) -> None
 
 
 @pytest.mark.parametrize(
-    ("fields", "field", "message"),
+    ("fields", "field", "code", "english"),
     [
-        ({"expected_class": "ZZ"}, "expected_class", "unknown class 'ZZ'"),
-        ({"department": "XX"}, "department", "unknown department 'XX'"),
-        ({"due_days": 0}, "due_days", "makes no sense"),
-        ({"match_key": "visit_number__gt"}, "match_key", "metadata key"),
-        ({"kind": "weekly"}, "kind", "unknown rule kind"),
-        ({"kind": "periodic", "period": "fortnight", "due_day": 5}, "period", "unknown period"),
-        ({"kind": "periodic", "period": "month", "due_day": 0}, "due_day", "1–28"),
-        ({"kind": "periodic", "period": "month", "due_day": 5, "min_count": 0}, "min_count", "min_count"),
-        ({"kind": "record", "trigger_class": "ZZ"}, "trigger_class", "unknown class 'ZZ'"),
-        ({"kind": "record", "trigger_class": ""}, "trigger_class", "triggering record"),
-        ({"name": "  "}, "name", "needs a name"),
+        ({"expected_class": "ZZ"}, "expected_class", "unknown_class", "The class ZZ does not exist"),
+        ({"department": "XX"}, "department", "unknown_department", "The department XX does not exist"),
+        ({"due_days": 0}, "due_days", "out_of_range", "due 1 to 366 days after its trigger, not 0"),
+        ({"match_key": "visit_number__gt"}, "match_key", "bad_metadata_key", "must be a metadata key"),
+        ({"kind": "weekly"}, "kind", "invalid_choice", "Unknown rule kind weekly"),
+        ({"kind": "periodic", "period": "fortnight", "due_day": 5}, "period", "invalid_choice", "Unknown period"),
+        ({"kind": "periodic", "period": "month", "due_day": 0}, "due_day", "out_of_range", "1–28"),
+        ({"kind": "periodic", "period": "month", "due_day": 5, "min_count": 0}, "min_count", "out_of_range", "minimum"),
+        ({"kind": "record", "trigger_class": "ZZ"}, "trigger_class", "unknown_class", "The class ZZ does not exist"),
+        ({"kind": "record", "trigger_class": ""}, "trigger_class", "required", "triggering record"),
+        ({"name": "  "}, "name", "required", "needs a name"),
     ],
 )
 def test_bad_rules_are_refused_with_the_field(
-    users: dict[str, Any], fields: dict[str, Any], field: str, message: str
+    users: dict[str, Any], fields: dict[str, Any], field: str, code: str, english: str
 ) -> None:
-    with pytest.raises(ValidationError, match=message) as info:
+    with pytest.raises(ValidationError) as info:
         services.add_rule(spec(**fields), actor=users["archivist"])
-    assert info.value.field == field
+    assert (info.value.code, info.value.field) == (code, field)
+    with translation.override("en"):
+        assert english in info.value.message
     assert not DutyRule.objects.filter(name="门诊病案3日内归档").exists()
 
 
+def test_every_problem_of_a_rule_is_reported_at_once(users: dict[str, Any]) -> None:
+    with pytest.raises(Problems) as info:
+        services.add_rule(
+            spec(name=DISCHARGE_RULE, expected_class="ZZ", due_days=0, department="XX"), actor=users["archivist"]
+        )
+    assert [(p.code, p.field) for p in info.value.problems] == [
+        ("out_of_range", "due_days"),
+        ("unknown_class", "expected_class"),
+        ("unknown_department", "department"),
+        ("rule_exists", "name"),
+    ]
+    assert info.value.status == 422
+    assert info.value.by_field()["due_days"] == ["归档期限须为触发后 1 到 366 天，而不是 0 天。"]
+
+
 def test_duplicate_rule_name_is_a_conflict(users: dict[str, Any]) -> None:
-    with pytest.raises(Conflict, match="already exists"):
+    with pytest.raises(Conflict) as info:
         services.add_rule(spec(name=DISCHARGE_RULE), actor=users["archivist"])
+    assert (info.value.code, info.value.field, info.value.status) == ("rule_exists", "name", 409)
     other = services.add_rule(spec(), actor=users["archivist"])
-    with pytest.raises(Conflict, match="already exists"):
+    with pytest.raises(Conflict) as info:
         services.update_rule(other.pk, {"name": DISCHARGE_RULE}, actor=users["archivist"])
+    assert info.value.code == "rule_exists"
 
 
 def test_rule_with_history_cannot_be_removed(users: dict[str, Any]) -> None:
     discharge(users, "ZY-H")
-    with pytest.raises(Conflict, match="deactivate it instead"):
+    with pytest.raises(Conflict) as info:
         services.remove_rule(DISCHARGE_RULE, actor=users["archivist"])
+    assert info.value.code == "rule_in_use" and info.value.details["count"] == 1
 
 
 @pytest.mark.parametrize("who", ["officer", "clinician", "viewer", "sysadmin", "auditor", "interface_less"])
@@ -373,5 +397,5 @@ def test_obligations_count_in_the_period_of_their_trigger(users: dict[str, Any])
     assert services.completeness(archivist, *rules.parse_period("2025-Q1")).total.expected == 2
     assert services.completeness(archivist, *rules.parse_period("2025")).total.expected == 2
     assert services.completeness(archivist, *rules.parse_period("2024")).total.expected == 0
-    with pytest.raises(ValidationError, match="ends before it starts"):
+    with pytest.raises(ValidationError, match="期间的结束早于开始"):
         services.completeness(archivist, dt.date(2025, 2, 1), dt.date(2025, 1, 1))

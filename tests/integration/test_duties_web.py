@@ -125,7 +125,7 @@ def test_status_filter_and_bad_status(users: dict[str, Any], duties: dict[str, A
     march = (dt.date(2025, 3, 1), dt.date(2025, 4, 1))
     rows = services.list_obligations(users["archivist"], "NK", *march, status="missing")
     assert [r.obligation.pk for r in rows] == [duties["missing"].pk]
-    with pytest.raises(services.ValidationError, match="unknown status"):
+    with pytest.raises(services.ValidationError, match="状态 lost 不存在"):
         services.list_obligations(users["archivist"], "NK", *march, status="lost")
 
 
@@ -153,7 +153,7 @@ def test_dashboard_for_officer_and_anonymous(users: dict[str, Any], duties: dict
 def test_bad_period_is_explained(users: dict[str, Any], duties: dict[str, Any]) -> None:
     response = browser(users["archivist"]).get("/duties/", {"period": "2025-13"})
     assert response.status_code == 422
-    assert "month 13 does not exist" in text(response)
+    assert "没有 13 月" in text(response)
 
 
 def test_department_page_filters_by_status(users: dict[str, Any], duties: dict[str, Any]) -> None:
@@ -180,7 +180,7 @@ def test_archivist_adds_a_rule_in_the_form(users: dict[str, Any]) -> None:
     assert DutyRule.objects.get(name="门诊病案3日内归档").due_days == 3
     again = client.post("/duties/rules/", form)
     assert again.status_code == 409
-    assert "already exists" in text(again)
+    assert "已有名为" in text(again)
     bad = client.post("/duties/rules/", form | {"name": "x", "due_days": "0"})
     assert bad.status_code == 422
     assert 'aria-invalid="true"' in text(bad)

@@ -159,7 +159,7 @@ def test_inactive_department_is_unknown(handle: Handler) -> None:
         ({"observations": ["RP|X||doc123^HIS^AP^PDF||||||F"]}, "reference (RP)", "OBX^1^5"),
         ({"location": "", "service": ""}, "department missing", "PV1^1^10"),
         ({"patient_id": "P" * 65}, "PID-3 is longer than 64 characters", "PID^1^3"),
-        ({"document_at": "20991231"}, "not plausible", "TXA^1^4"),
+        ({"document_at": "20991231"}, "2099-12-31", "TXA^1^4"),
     ],
 )
 def test_content_errors_are_ae_and_leave_nothing(
@@ -319,7 +319,7 @@ def test_account_without_rights_is_refused_and_audited(users: dict[str, Any]) ->
     handler = Handler(user_id=users["officer"].pk)  # BGS officer sending for NK
     code, text, _ = answer(handler, samples.mdm(PDF))
     assert code == "AE"
-    assert text == "officer (officer) may not record:create"
+    assert text in {"您无权登记档案。", "You may not capture records."}  # the refusal's catalog message
     assert Record.objects.count() == 0
     assert AuditEntry.objects.filter(result="denied").exists()
 

@@ -179,10 +179,16 @@ def test_a_retried_submission_creates_nothing_twice(users: dict[str, Any]) -> No
 def test_errors_block_acceptance_unless_overridden_with_a_reason(users: dict[str, Any]) -> None:
     outcome = _one(users["officer"], _notice(), b"PK\x03\x04" + b"\x00" * 50, name="x.zip")
     archivist = users["archivist"]
-    with pytest.raises(Conflict, match="error"):
+    with pytest.raises(Conflict) as blocked:
         review.accept(outcome.record.pk, actor=archivist)
-    with pytest.raises(ValidationError, match="comment"):
+    assert (blocked.value.code, blocked.value.field, blocked.value.details["errors"]) == (
+        "blocking_findings",
+        "findings",
+        1,
+    )
+    with pytest.raises(ValidationError) as info:
         review.accept(outcome.record.pk, actor=archivist, override=True)
+    assert (info.value.code, info.value.field) == ("required", "comment")
     record = review.accept(outcome.record.pk, actor=archivist, override=True, comment="原件即为压缩包，经确认保留")
     assert record.state == "accepted"
     last = BusinessEvent.objects.filter(record=record).last()
@@ -259,7 +265,7 @@ def test_bulk_accept_reports_each_record(users: dict[str, Any]) -> None:
     bad = _one(users["officer"], _notice(9), b"PK\x03\x04" + b"\x00" * 50, name="x.zip").record
     outcomes = review.accept_many([*(r.pk for r in good), bad.pk, "not-a-uuid"], actor=users["archivist"])
     assert [o.ok for o in outcomes] == [True, True, True, False, False]
-    assert "error" in outcomes[3].message
+    assert "1 个错误" in outcomes[3].message
     assert Record.objects.filter(state="accepted").count() == 3
 
 
@@ -348,7 +354,7 @@ def test_a_record_at_the_door_is_edited_only_by_the_archive_and_then_checked_aga
     from medarchive.capture.services import update_draft
 
     pending = _one(users["officer"], _notice(7), _pdf(51)).record
-    with pytest.raises(Conflict, match="waiting for the archive"):
+    with pytest.raises(Conflict, match="正在等待档案室审核"):
         update_draft(pending.pk, {"metadata": {"discharge_date": "2099-01-01"}}, actor=users["officer"])
     update_draft(pending.pk, {"metadata": {"discharge_date": "2099-01-01"}}, actor=users["archivist"])
     intake = Intake.objects.get(record=pending)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.utils import translation
 
 from medarchive.archiving import services as archiving
 from medarchive.archiving.models import Record
@@ -20,6 +21,7 @@ from medarchive.core.errors import (
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
+    Problems,
     ValidationError,
 )
 from medarchive.preservation.models import Blob, PreservationEvent
@@ -99,11 +101,68 @@ def test_bad_description_is_refused_and_nothing_is_written(
     assert _counts() == before
 
 
-@pytest.mark.parametrize(("name", "problem"), [("../x.pdf", ".."), ("/abs.pdf", "absolute"), ("a\x01.pdf", "control")])
-def test_bad_filenames_are_refused(users: dict[str, Any], name: str, problem: str) -> None:
+def test_every_problem_of_a_description_is_reported_at_once_beside_its_field(users: dict[str, Any]) -> None:
+    """A form with three wrong fields gets three problems, each naming its field, in either language."""
     before = _counts()
-    with pytest.raises(ValidationError, match=problem):
+    with pytest.raises(Problems) as info:
+        create_record(
+            _desc(class_code="NOPE", title=" ", date="1850-01-01", metadata={"pages": "three"}),
+            [_file()],
+            actor=users["archivist"],
+        )
+    problems = info.value
+    assert [(p.code, p.field) for p in problems.problems] == [
+        ("unknown_class", "class"),
+        ("required", "title"),
+        ("implausible_date", "date"),
+        ("wrong_type", "metadata.pages"),
+    ]
+    assert problems.status == 422 and _counts() == before
+    with translation.override("zh-hans"):
+        assert problems.by_field() == {
+            "class": [f"门类代码 NOPE 不存在；现行分类方案中有：{_known_classes('、')}。"],
+            "title": ["题名不能为空。"],
+            "date": ["日期 1850-01-01 不合理：早于 1900 年。"],
+            "metadata.pages": ["页数应为整数。"],
+        }
+    with translation.override("en"):
+        assert problems.by_field() == {
+            "class": [f"The class NOPE does not exist; the active scheme has {_known_classes('、')}."],
+            "title": ["Title is required."],
+            "date": ["The date 1850-01-01 is not plausible: it is before 1900."],
+            "metadata.pages": ["页数 must be a whole number."],
+        }
+        body = problems.as_problem()
+    assert [e["field"] for e in body["errors"]] == ["class", "title", "date", "metadata.pages"]
+    assert body["errors"][0]["details"] == {"class_code": "NOPE", "known": _known_classes(None)}
+
+
+def _known_classes(separator: str | None) -> Any:
+    from medarchive.archiving.models import ArchiveClass
+
+    codes = list(ArchiveClass.objects.filter(scheme__active=True).values_list("code", flat=True))
+    return codes if separator is None else separator.join(codes)
+
+
+def test_a_refusal_names_the_action_as_people_read_it(users: dict[str, Any], make_record: Any) -> None:
+    record = make_record()
+    with pytest.raises(PermissionDenied) as info:
+        archiving.accept_record(record.pk, actor=users["officer"])
+    assert info.value.code == "permission_denied" and info.value.details["action"] == "record:accept"
+    assert info.value.message == "您无权接收档案。"
+    with translation.override("en"):
+        assert info.value.message == "You may not accept records into the archive."
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [("../x.pdf", "unsafe_filename"), ("/abs.pdf", "unsafe_filename"), ("a\x01.pdf", "control_characters")],
+)
+def test_bad_filenames_are_refused(users: dict[str, Any], name: str, code: str) -> None:
+    before = _counts()
+    with pytest.raises(ValidationError) as info:
         create_record(_desc(), [_file(name=name)], actor=users["archivist"])
+    assert (info.value.code, info.value.field) == (code, "files[0].name")
     assert _counts() == before
 
 
@@ -133,8 +192,13 @@ def test_non_nfc_filename_is_stored_nfc_with_original_in_metadata(users: dict[st
 
 
 def test_no_files_is_refused(users: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="at least one file"):
+    with pytest.raises(ValidationError) as info:
         create_record(_desc(), [], actor=users["archivist"])
+    assert (info.value.code, info.value.field, info.value.message) == (
+        "no_files",
+        "files",
+        "一件档案至少要有一个文件。",
+    )
 
 
 def test_duplicate_idempotency_key_names_the_first_record(users: dict[str, Any]) -> None:
@@ -181,15 +245,24 @@ def test_a_failed_archive_returns_its_number(users: dict[str, Any], make_record:
     for record in (bad, good):
         archiving.submit_record(record.pk, actor=archivist)
         archiving.accept_record(record.pk, actor=archivist)
-    with pytest.raises(ValidationError, match="patient_id"):
+    with pytest.raises(ValidationError) as info:
         archiving.archive_record(bad.pk, actor=archivist)  # CAP-02: mandatory metadata missing
+    assert info.value.code == "missing_mandatory" and "metadata.patient_id" in info.value.details["missing"]
+    assert "患者标识" in info.value.message  # the schema's title, not the key
     assert archiving.archive_record(good.pk, actor=archivist).archival_code.endswith("-0001")
 
 
 def test_illegal_transitions_are_refused(users: dict[str, Any], make_record: Any) -> None:
     record = make_record()
-    with pytest.raises(Conflict, match="draft"):
+    with pytest.raises(Conflict) as info:
         archiving.archive_record(record.pk, actor=users["archivist"])
+    assert info.value.code == "wrong_state"
+    assert info.value.details == {"record": record.electronic_no, "state": "draft", "needed": ["accepted"]}
+    assert info.value.message == f"档案 {record.electronic_no} 当前为“草稿”，须为“已接收”才能归档。"
+    with translation.override("en"):
+        assert info.value.message == (
+            f"Record {record.electronic_no} is “Draft”; to archive records it must be “Accepted”."
+        )
     with pytest.raises(NotFound):
         archiving.submit_record("00000000-0000-0000-0000-000000000000", actor=users["archivist"])
     with pytest.raises(PermissionDenied):
@@ -202,10 +275,12 @@ def test_update_draft_validates_and_audits(users: dict[str, Any], make_record: A
     assert updated.title == "新题名" and updated.metadata == {"pages": 3}
     entry = AuditEntry.objects.filter(action="record:update", object_id=str(record.pk)).get()
     assert entry.details["changed"] == ["metadata", "title"]
-    with pytest.raises(ValidationError, match="electronic_no"):
+    with pytest.raises(ValidationError) as info:
         update_draft(record.pk, {"electronic_no": "X"}, actor=users["archivist"])  # CAP-01: the id is immutable
-    with pytest.raises(ValidationError, match="date"):
+    assert (info.value.code, info.value.field) == ("not_editable_field", "electronic_no")
+    with pytest.raises(ValidationError) as info:
         update_draft(record.pk, {"date": "31/12/2020"}, actor=users["archivist"])
+    assert (info.value.code, info.value.field) == ("bad_date", "date")
 
 
 def test_archived_record_is_immutable_in_services_and_database(users: dict[str, Any], make_record: Any) -> None:
@@ -213,8 +288,9 @@ def test_archived_record_is_immutable_in_services_and_database(users: dict[str, 
     record = make_record()
     for step in (archiving.submit_record, archiving.accept_record, archiving.archive_record):
         step(record.pk, actor=archivist)
-    with pytest.raises(Conflict, match="only drafts"):
+    with pytest.raises(Conflict) as info:
         update_draft(record.pk, {"title": "改"}, actor=archivist)
+    assert info.value.code == "immutable_record"
     # PRE-07: even code that bypasses the services is stopped by the database.
     with pytest.raises(DatabaseError) as info, transaction.atomic():
         Record.objects.filter(pk=record.pk).update(title="tampered")

@@ -159,5 +159,41 @@ def test_an_account_may_carry_an_email_for_reminders_and_a_bad_one_is_refused(ar
 
     user = add_user("li", actor=None, role="archivist", password="Correct-Horse-42", email="li@hospital.example")
     assert user.email == "li@hospital.example"
-    with pytest.raises(ValidationError, match="email"):
+    with pytest.raises(ValidationError) as info:
         add_user("wu", actor=None, role="archivist", password="Correct-Horse-42", email="not-an-address")
+    assert (info.value.code, info.value.field) == ("bad_email", "email")
+
+
+def test_a_new_account_reports_every_problem_at_once(archive: Any) -> None:
+    from django.utils import translation
+
+    from medarchive.core.errors import Problems
+    from medarchive.security.services import add_user
+
+    with pytest.raises(Problems) as info:
+        add_user(" ", actor=None, role="boss", password="short", department_code="ZZ", email="nowhere")
+    assert [(p.code, p.field) for p in info.value.problems] == [
+        ("required", "username"),
+        ("invalid_choice", "role"),
+        ("unknown_department", "department"),
+        ("bad_email", "email"),
+        ("weak_password", "password"),
+    ]
+    with translation.override("zh-hans"):
+        assert info.value.by_field()["username"] == ["用户名不能为空。"]
+    with translation.override("en"):
+        assert info.value.by_field()["username"] == ["User name is required."]
+        assert info.value.by_field()["department"] == ["The department ZZ does not exist."]
+
+
+def test_departments_report_every_problem_at_once(archive: Any) -> None:
+    from medarchive.core.errors import Conflict, Problems
+    from medarchive.core.services import add_department
+
+    with pytest.raises(Problems) as info:
+        add_department("a-b", " ", actor=None)
+    assert [(p.code, p.field) for p in info.value.problems] == [("bad_department_code", "code"), ("required", "name")]
+    assert info.value.by_field()["name"] == ["部门名称不能为空。"]
+    with pytest.raises(Conflict) as taken:
+        add_department("NK", "内科二", actor=None)
+    assert taken.value.code == "department_exists"

@@ -8,7 +8,7 @@ import pytest
 
 from medarchive.archiving import services as archiving
 from medarchive.archiving.volumes import add_to_volume, archive_volume, create_volume
-from medarchive.core.errors import Conflict, PermissionDenied, ValidationError
+from medarchive.core.errors import Conflict, PermissionDenied, Problems, ValidationError
 
 
 def _accepted(make_record: Any, users: dict[str, Any], **fields: Any) -> Any:
@@ -35,18 +35,33 @@ def test_volume_archives_its_items_in_date_order(users: dict[str, Any], make_rec
 
 def test_volume_rules(users: dict[str, Any], make_record: Any) -> None:
     archivist = users["archivist"]
-    with pytest.raises(ValidationError, match="not volumes"):
+    with pytest.raises(ValidationError) as info:
         create_volume(actor=archivist, class_code="WS", department_code="BGS", title="x", year=2024)
+    assert (info.value.code, info.value.field, info.value.message) == (
+        "not_a_volume_class",
+        "class",
+        "门类 WS 按件整理，不组卷。",
+    )
+    with pytest.raises(Problems) as every:
+        create_volume(actor=archivist, class_code="WS", department_code="BGS", title=" ", year=1800)
+    assert [(p.code, p.field) for p in every.value.problems] == [
+        ("not_a_volume_class", "class"),
+        ("required", "title"),
+        ("implausible_date", "year"),
+    ]
     with pytest.raises(PermissionDenied):
         create_volume(actor=users["officer_nk"], class_code="KJ", department_code="BGS", title="x", year=2024)
     volume = create_volume(actor=archivist, class_code="KJ", department_code="BGS", title="项目", year=2024)
-    with pytest.raises(ValidationError, match="empty"):
+    with pytest.raises(ValidationError) as info:
         archive_volume(volume.pk, actor=archivist)
-    with pytest.raises(ValidationError, match="does not belong"):
+    assert info.value.code == "empty_volume"
+    with pytest.raises(ValidationError) as info:
         add_to_volume(make_record(class_code="WS").pk, volume.pk, actor=archivist)
+    assert info.value.code == "wrong_volume_class" and info.value.details == {"class_code": "WS", "volume_class": "KJ"}
     draft = make_record(class_code="KJ-SB")
     add_to_volume(draft.pk, volume.pk, actor=archivist)
-    with pytest.raises(Conflict, match="every item must be accepted"):
+    with pytest.raises(Conflict) as info:
         archive_volume(volume.pk, actor=archivist)
+    assert info.value.code == "wrong_state" and info.value.details["state"] == "draft"
     draft.refresh_from_db()
     assert draft.archival_code is None  # nothing of the volume was archived

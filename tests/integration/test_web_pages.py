@@ -248,3 +248,20 @@ def test_the_record_list_tells_identical_titles_apart_for_those_allowed(
     viewer = _client(users["viewer"]).get("/records/").content.decode()
     assert "出院记录" in viewer and "张某某" not in viewer and "ZY0001" not in viewer
     assert "***" in viewer and "2025-02-27" in viewer  # masked identifiers; the date still tells them apart
+
+
+def test_the_upload_form_without_javascript_lists_every_problem_beside_its_field(users: dict[str, Any]) -> None:
+    from medarchive.archiving.models import Record
+
+    client = _client(users["officer"])
+    response = client.post(
+        "/records/new/",
+        {"title": "", "class_code": "XX", "department": "BGS", "date": "2025-02-30", "metadata": "[1, 2]"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 422
+    for field in ("title", "class_code", "date", "metadata"):
+        assert f'id="{field}-errors"' in html, field
+        assert f'aria-describedby="{field}-errors"' in html, field
+    assert 'id="error-summary"' in html and "请修改以下" in html
+    assert not Record.objects.exists()

@@ -10,11 +10,13 @@ from typing import Any
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import Record
-from medarchive.core.errors import NotFound, ValidationError
-from medarchive.core.ids import parse_uuid
+from medarchive.capture.formats import format_label
+from medarchive.core.errors import Collector, ValidationError
+from medarchive.core.ids import not_found, parse_uuid
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import can, require, visible_to
@@ -44,19 +46,43 @@ class Page:
     page_size: int
 
 
+def check_page(page: int, page_size: int) -> None:
+    """Both paging parameters checked at once (every list uses them)."""
+    problems = Collector()
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        problems.add(
+            ValidationError(
+                _("The page size must be between 1 and %(limit)s."),
+                code="bad_page_size",
+                field="page_size",
+                limit=MAX_PAGE_SIZE,
+            )
+        )
+    if page < 1:
+        problems.add(ValidationError(_("The page number must be 1 or more."), code="bad_page", field="page"))
+    problems.raise_if_any()
+
+
 def visible_records(actor: User | None) -> QuerySet[Record]:
     return Record.objects.filter(visible_to(actor)).select_related("archive_class", "department", "fonds")
 
 
 def list_records(actor: User, flt: RecordFilter, *, page: int = 1, page_size: int = 25) -> Page:
     require(actor, Action.RECORD_LIST)
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise ValidationError(f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size")
-    if page < 1:
-        raise ValidationError("page must be 1 or more", field="page")
-    qs = visible_records(actor)
+    problems = Collector()
+    with problems.check():
+        check_page(page, page_size)
     if any(ord(c) < 32 for c in flt.q) or len(flt.q) > MAX_QUERY:
-        raise ValidationError(f"the search text must be one line of at most {MAX_QUERY} characters", field="q")
+        problems.add(
+            ValidationError(
+                _("The search text must be one line of at most %(limit)s characters."),
+                code="bad_search_text",
+                field="q",
+                limit=MAX_QUERY,
+            )
+        )
+    problems.raise_if_any()
+    qs = visible_records(actor)
     if flt.q:
         qs = qs.filter(
             Q(title__icontains=flt.q)
@@ -111,7 +137,7 @@ def get_record(actor: User, record_id: Any) -> Record:
     """A record the actor may see, else NotFound (never reveal that an invisible record exists)."""
     record = visible_records(actor).filter(pk=parse_uuid(record_id)).first()
     if record is None:
-        raise NotFound(f"record {record_id} does not exist")
+        raise not_found("record", record_id)
     require(actor, Action.RECORD_METADATA_READ, record)
     return record
 
@@ -155,6 +181,7 @@ def describe(record: Record, actor: User, *, with_files: bool = True, with_histo
                 "size": c.size,
                 "mime_type": c.mime_type,
                 "format_name": c.format_name,
+                "format_label": format_label(c.format_name),
                 "format_version": c.format_version,
                 "sha256": c.sha256,
                 "sm3": c.sm3,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.access.queries import get_record
 from medarchive.archiving.models import Component
@@ -34,7 +35,13 @@ def read_content(actor: User, record_id: Any, *, sequence: int = 1) -> ContentSt
     require(actor, Action.RECORD_CONTENT_READ, record)
     component = record.components.select_related("blob").filter(sequence=sequence).first()
     if component is None:
-        raise NotFound(f"record {record.electronic_no} has no file #{sequence}", field="sequence")
+        raise NotFound(
+            _("Record %(record)s has no file number %(sequence)s."),
+            code="file_not_found",
+            field="sequence",
+            record=record.electronic_no,
+            sequence=sequence,
+        )
     with transaction.atomic():
         audit.record_event(
             Action.RECORD_CONTENT_READ,

@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from medarchive.core.errors import ValidationError
+from medarchive.core.labels import Listed, label, with_labels
 
 DEFAULT_PATTERN = "{fonds}-{class}·{year}·{retention}·{org}-{item:04d}"
 FIELDS = ("fonds", "class", "year", "retention", "org")
@@ -20,6 +23,13 @@ _TOKEN = re.compile(r"\{(fonds|class|year|retention|org|item:0(\d)d)\}")
 _ANY_BRACE = re.compile(r"[{}]")
 # Values may not contain the separators, or codes would become ambiguous.
 _VALUE = re.compile(r"^[0-9A-Za-z\u4e00-\u9fff_-]+$")
+
+
+_PART_FIELDS = {"class": "class_code", "org": "organization"}
+
+
+def _part_label(name: str) -> object:
+    return label(_PART_FIELDS.get(name, name))
 
 
 @dataclass(frozen=True)
@@ -31,15 +41,25 @@ class ArchivalCodePattern:
     def parse(cls, text: str) -> ArchivalCodePattern:
         widths = [int(m.group(2)) for m in _TOKEN.finditer(text) if m.group(2)]
         if len(widths) != 1:
-            raise ValidationError(f"archival code pattern {text!r} needs exactly one {{item:0Nd}}", field="pattern")
+            raise ValidationError(
+                _("The archival code pattern %(pattern)s needs exactly one {item:0Nd}."),
+                code="bad_code_pattern",
+                field="pattern",
+                pattern=text,
+            )
         leftover = _ANY_BRACE.search(_TOKEN.sub("", text))
         if leftover:
             raise ValidationError(
-                f"archival code pattern {text!r} has an unknown placeholder; use {', '.join(FIELDS)} and item",
+                _("The archival code pattern %(pattern)s has an unknown placeholder; use %(known)s and item."),
+                code="bad_code_pattern",
                 field="pattern",
+                pattern=text,
+                known=list(FIELDS),
             )
         if not 1 <= widths[0] <= 9:
-            raise ValidationError("item width must be 1 to 9 digits", field="pattern")
+            raise ValidationError(
+                _("The item number in an archival code has 1 to 9 digits."), code="bad_code_pattern", field="pattern"
+            )
         return cls(text=text, item_width=widths[0])
 
     def _fill(self, values: dict[str, str], item: str) -> str:
@@ -52,10 +72,25 @@ class ArchivalCodePattern:
     def _check(self, values: dict[str, str]) -> dict[str, str]:
         missing = [f for f in FIELDS if f"{{{f}}}" in self.text and not values.get(f)]
         if missing:
-            raise ValidationError(f"archival code needs {', '.join(missing)}", field=missing[0])
+            raise ValidationError(
+                with_labels(
+                    _("The archival code needs %(missing)s."), missing=Listed([_part_label(f) for f in missing])
+                ),
+                code="missing_mandatory",
+                field=missing[0],
+                missing=missing,
+            )
         for name, value in values.items():
             if not _VALUE.match(value):
-                raise ValidationError(f"{name} {value!r} may hold only letters, digits, 汉字, _ and -", field=name)
+                raise ValidationError(
+                    with_labels(
+                        _("%(label)s %(value)s may hold only letters, digits, Chinese characters, _ and -."),
+                        label=_part_label(name),
+                    ),
+                    code="bad_code_part",
+                    field=name,
+                    value=value,
+                )
         return values
 
     def series(self, **values: str) -> str:
@@ -64,7 +99,13 @@ class ArchivalCodePattern:
 
     def render(self, item: int, **values: str) -> str:
         if item < 1 or item >= 10**self.item_width:
-            raise ValidationError(f"item number {item} does not fit {self.item_width} digits", field="item")
+            raise ValidationError(
+                _("The item number %(item)s does not fit in %(width)s digits."),
+                code="item_number_overflow",
+                field="item",
+                item=item,
+                width=self.item_width,
+            )
         return self._fill(self._check(values), f"{item:0{self.item_width}d}")
 
     def regex(self) -> re.Pattern[str]:

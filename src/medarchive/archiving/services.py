@@ -12,7 +12,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
+from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.archival_code import ArchivalCodePattern
 from medarchive.archiving.models import (
     BUSINESS_STATES,
@@ -25,15 +27,16 @@ from medarchive.archiving.models import (
     RetentionTable,
 )
 from medarchive.core import clock, refcache
-from medarchive.core.errors import Conflict, NotFound, ValidationError
-from medarchive.core.ids import parse_uuid
+from medarchive.core.errors import Conflict, ValidationError
+from medarchive.core.ids import not_found, parse_uuid
+from medarchive.core.labels import Listed, label, with_labels
 from medarchive.core.models import Fonds
 from medarchive.core.sequences import next_value
 from medarchive.core.services import ensure_fonds
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import require, visible_to
-from medarchive.security.roles import Action
+from medarchive.security.roles import ACTION_LABELS, Action
 
 HOLD_REASON_LIMIT = 200  # BusinessEvent.basis
 _TRANSITIONS: dict[Action, tuple[set[str], RecordState, str]] = {
@@ -94,11 +97,26 @@ def active_class(code: str, fonds: Fonds | None = None) -> ArchiveClass:
         lambda: ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True, code=code).first(),
     )
     if found is None:
-        known = ", ".join(
+        if not (code or "").strip():
+            raise ValidationError(
+                with_labels(_("%(label)s is required."), label=label("class_code")), code="required", field="class"
+            )
+        known = list(
             ArchiveClass.objects.filter(scheme__fonds=fonds, scheme__active=True).values_list("code", flat=True)
         )
+        if not known:
+            raise ValidationError(
+                _("The class %(class_code)s does not exist: no classification scheme is installed (run init)."),
+                code="unknown_class",
+                field="class",
+                class_code=code,
+            )
         raise ValidationError(
-            f"unknown class {code!r}; the active scheme has {known or 'no classes (run init)'}", field="class"
+            _("The class %(class_code)s does not exist; the active scheme has %(known)s."),
+            code="unknown_class",
+            field="class",
+            class_code=code,
+            known=known,
         )
     return found
 
@@ -110,10 +128,16 @@ def active_retention(code: str, fonds: Fonds | None = None) -> RetentionRule:
         lambda: RetentionRule.objects.filter(table__fonds=fonds, table__active=True, code=code).first(),
     )
     if found is None:
-        known = ", ".join(
+        known = list(
             RetentionRule.objects.filter(table__fonds=fonds, table__active=True).values_list("code", flat=True)
         )
-        raise ValidationError(f"unknown retention {code!r}; the active table has {known}", field="retention")
+        raise ValidationError(
+            _("The retention period %(retention)s does not exist; the active table has %(known)s."),
+            code="unknown_retention",
+            field="retention",
+            retention=code,
+            known=known,
+        )
     return found
 
 
@@ -178,7 +202,7 @@ def locked_record(record_id: Any, *, actor: User, action: Action) -> Record:
         .first()
     )
     if record is None:
-        raise NotFound(f"record {record_id} does not exist")
+        raise not_found("record", record_id)
     require(actor, action, record)
     return record
 
@@ -188,10 +212,7 @@ def _transition(record_id: Any, action: Action, *, actor: User, basis: str = "")
     with transaction.atomic():
         record = locked_record(record_id, actor=actor, action=action)
         if record.state not in sources:
-            raise Conflict(
-                f"record {record.electronic_no} is {record.state}; {action.value} needs {' or '.join(sorted(sources))}",
-                field="state",
-            )
+            raise wrong_state(record, action, sources)
         details: dict[str, Any] = {"from": record.state, "to": target.value}
         if target is RecordState.ARCHIVED:
             _assign_archival_code(record)
@@ -202,12 +223,50 @@ def _transition(record_id: Any, action: Action, *, actor: User, basis: str = "")
     return record
 
 
+def wrong_state(record: Record, action: Action, needed: set[str]) -> Conflict:
+    """The refusal of a step the record's state does not allow (the states named as people read them)."""
+    return Conflict(
+        with_labels(
+            _("Record %(record)s is “%(state)s”; to %(action)s it must be “%(needed)s”."),
+            state=state_label(record.state),
+            action=ACTION_LABELS[action],
+            needed=Listed([state_label(s) for s in sorted(needed)], alternatives=True),
+        ),
+        code="wrong_state",
+        field="state",
+        record=record.electronic_no,
+        state=str(record.state),
+        needed=sorted(needed),
+    )
+
+
+def state_label(state: str) -> Any:
+    try:
+        return RecordState(state).label
+    except ValueError:
+        return state
+
+
+def missing_labels(missing: list[str]) -> list[Any]:
+    """Labels of the items `missing_mandatory` names (metadata keys keep their schema title)."""
+    titles = metadata_schema.schema()["properties"]
+    return [
+        titles.get(m.removeprefix("metadata."), {}).get("title", m) if m.startswith("metadata.") else label(m)
+        for m in missing
+    ]
+
+
 def _assign_archival_code(record: Record) -> None:
     missing = missing_mandatory(record)
     if missing:
         raise ValidationError(
-            f"record {record.electronic_no} cannot be archived; missing {', '.join(missing)}",
+            with_labels(
+                _("Record %(record)s cannot be archived: %(missing)s still empty."),
+                missing=Listed(missing_labels(missing)),
+            ),
+            code="missing_mandatory",
             field=missing[0],
+            record=record.electronic_no,
             missing=missing,
         )
     pattern = ArchivalCodePattern.parse(settings.CONFIG.archival_code_pattern)
@@ -239,7 +298,16 @@ def archive_record(record_id: Any, *, actor: User) -> Record:
 def hold_record(record_id: Any, *, actor: User, reason: str) -> Record:
     reason = reason.strip()
     if not reason:
-        raise ValidationError("a hold needs a reason", field="reason")
-    if len(reason) > HOLD_REASON_LIMIT or any(ord(c) < 32 for c in reason):
-        raise ValidationError(f"the reason must be one line of at most {HOLD_REASON_LIMIT} characters", field="reason")
+        raise ValidationError(_("A hold needs a reason."), code="required", field="reason")
+    if any(ord(c) < 32 for c in reason):
+        raise ValidationError(
+            _("The reason must be one line, without control characters."), code="control_characters", field="reason"
+        )
+    if len(reason) > HOLD_REASON_LIMIT:
+        raise ValidationError(
+            _("The reason is longer than %(limit)s characters."),
+            code="too_long",
+            field="reason",
+            limit=HOLD_REASON_LIMIT,
+        )
     return _transition(record_id, Action.RECORD_HOLD, actor=actor, basis=reason)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.archiving.archival_code import ArchivalCodePattern
 from medarchive.archiving.models import ArchiveClass, Record, RecordState, Volume
@@ -18,15 +19,17 @@ from medarchive.archiving.services import (
     active_class,
     active_retention,
     locked_record,
+    missing_labels,
     missing_mandatory,
     record_step,
+    state_label,
 )
 from medarchive.core import clock
-from medarchive.core.errors import Conflict, NotFound, ValidationError
-from medarchive.core.ids import parse_uuid
-from medarchive.core.models import Department
+from medarchive.core.errors import Collector, Conflict, ValidationError
+from medarchive.core.ids import not_found, parse_uuid
+from medarchive.core.labels import Listed, with_labels
 from medarchive.core.sequences import next_value
-from medarchive.core.services import ensure_fonds
+from medarchive.core.services import ensure_fonds, known_department
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import require
@@ -42,18 +45,30 @@ def _in_class(archive_class: ArchiveClass, volume_class: ArchiveClass) -> bool:
 def create_volume(
     *, actor: User, class_code: str, department_code: str, title: str, year: int, retention: str | None = None
 ) -> Volume:
-    archive_class = active_class(class_code)
-    if archive_class.aggregation != ArchiveClass.VOLUME:
-        raise ValidationError(f"class {class_code} files items (件), not volumes (卷)", field="class")
-    department = Department.objects.filter(code=department_code, active=True).first()
-    if department is None:
-        raise ValidationError(f"unknown department {department_code!r}", field="department")
+    department = known_department(department_code)
     require(actor, Action.RECORD_CREATE, department_id=department.pk)
+    problems = Collector()
+    archive_class = rule = None
+    with problems.check():
+        archive_class = active_class(class_code)
+        if archive_class.aggregation != ArchiveClass.VOLUME:
+            raise ValidationError(
+                _("The class %(class_code)s files items (件), not volumes (卷)."),
+                code="not_a_volume_class",
+                field="class",
+                class_code=class_code,
+            )
     if not title.strip():
-        raise ValidationError("title is required", field="title")
+        problems.add(ValidationError(_("The volume needs a title."), code="required", field="title"))
     if not 1900 <= year <= clock.today().year + 1:
-        raise ValidationError(f"year {year} is not plausible", field="year")
-    rule = active_retention(retention or archive_class.default_retention)
+        problems.add(
+            ValidationError(_("The year %(year)s is not plausible."), code="implausible_date", field="year", year=year)
+        )
+    if archive_class is not None or retention:
+        with problems.check():
+            rule = active_retention(retention or archive_class.default_retention)  # type: ignore[union-attr]
+    problems.raise_if_any()
+    assert archive_class is not None and rule is not None  # the checks above raised otherwise
     with transaction.atomic():
         volume = Volume.objects.create(
             fonds=ensure_fonds(),
@@ -83,19 +98,38 @@ def add_to_volume(record_id: Any, volume_id: Any, *, actor: User) -> Record:
             .first()
         )
         if volume is None:
-            raise NotFound(f"volume {volume_id} does not exist")
+            raise not_found("volume", volume_id)
         record = locked_record(record_id, actor=actor, action=Action.RECORD_UPDATE)
         require(actor, Action.RECORD_UPDATE, department_id=volume.department_id)
         if record.department_id != volume.department_id:
-            raise ValidationError("a volume holds records of its own department only", field="department")
+            raise ValidationError(
+                _("A volume holds records of its own department only."), code="other_department", field="department"
+            )
         if volume.archival_code:
-            raise Conflict(f"volume {volume.archival_code} is archived; it takes no more items", field="volume")
+            raise Conflict(
+                _("The volume %(volume)s is archived; it takes no more items."),
+                code="volume_archived",
+                field="volume",
+                volume=volume.archival_code,
+            )
         if record.state in {RecordState.ARCHIVED, RecordState.ON_HOLD, RecordState.DISPOSED}:
-            raise Conflict(f"record {record.electronic_no} is {record.state}", field="state")
+            raise Conflict(
+                with_labels(
+                    _("Record %(record)s is “%(state)s”; an archived record can no longer be changed."),
+                    state=state_label(record.state),
+                ),
+                code="immutable_record",
+                field="state",
+                record=record.electronic_no,
+                state=str(record.state),
+            )
         if not _in_class(record.archive_class, volume.archive_class):
             raise ValidationError(
-                f"record class {record.archive_class.code} does not belong in a {volume.archive_class.code} volume",
+                _("A record of class %(class_code)s does not belong in a volume of class %(volume_class)s."),
+                code="wrong_volume_class",
                 field="class",
+                class_code=record.archive_class.code,
+                volume_class=volume.archive_class.code,
             )
         record.volume = volume
         record.save(update_fields=["volume", "updated_at"])
@@ -120,19 +154,48 @@ def archive_volume(volume_id: Any, *, actor: User) -> Volume:
             .first()
         )
         if volume is None:
-            raise NotFound(f"volume {volume_id} does not exist")
+            raise not_found("volume", volume_id)
         if volume.archival_code:
-            raise Conflict(f"volume {volume.archival_code} is already archived", field="state")
+            raise Conflict(
+                _("The volume %(volume)s is already archived."),
+                code="volume_archived",
+                field="state",
+                volume=volume.archival_code,
+            )
         items = list(volume.items.select_for_update().select_related("archive_class").order_by("date", "created_at"))
         if not items:
-            raise ValidationError("an empty volume cannot be archived", field="items")
+            raise ValidationError(_("An empty volume cannot be archived."), code="empty_volume", field="items")
         for item in items:
             require(actor, Action.RECORD_ARCHIVE, item)
+        problems = Collector()
+        for item in items:
             if item.state != RecordState.ACCEPTED:
-                raise Conflict(f"item {item.electronic_no} is {item.state}; every item must be accepted", field="items")
+                problems.add(
+                    Conflict(
+                        with_labels(
+                            _("Item %(record)s is “%(state)s”; every item of a volume must be accepted first."),
+                            state=state_label(item.state),
+                        ),
+                        code="wrong_state",
+                        field="items",
+                        record=item.electronic_no,
+                        state=str(item.state),
+                    )
+                )
             missing = missing_mandatory(item)
             if missing:
-                raise ValidationError(f"item {item.electronic_no} is missing {', '.join(missing)}", field="items")
+                problems.add(
+                    ValidationError(
+                        with_labels(
+                            _("Item %(record)s: %(missing)s still empty."), missing=Listed(missing_labels(missing))
+                        ),
+                        code="missing_mandatory",
+                        field="items",
+                        record=item.electronic_no,
+                        missing=missing,
+                    )
+                )
+        problems.raise_if_any()
         values = {
             "fonds": volume.fonds.code,
             "class": volume.archive_class.code,

@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 from PIL import Image
 
 HEAD_BYTES = 64 * 1024
@@ -118,6 +120,30 @@ _SIGNATURES: list[tuple[Callable[[bytes], bool], Format | Callable[[bytes], Form
     (lambda h: h.startswith(b"{\\rtf"), Format("RTF", "application/rtf")),
     (_is_text, _text_format),
 ]
+
+
+# `Format.name` is stored with each file (格式名称) and compared in code, so it stays as identified;
+# people read these names through the catalog. Proper names (PDF, TIFF, OFD …) read the same everywhere.
+FORMAT_LABELS: dict[str, Promise] = {
+    UNKNOWN.name: _("Unknown binary"),
+    "Office Open XML Document": _("Office Open XML document"),
+    "Office Open XML Workbook": _("Office Open XML workbook"),
+    "Office Open XML Presentation": _("Office Open XML presentation"),
+    "OpenDocument": _("OpenDocument document"),
+    "HL7 v2 message": _("HL7 v2 message"),
+    "Plain text": _("Plain text"),
+    "OLE2 Compound Document (legacy Office)": _("OLE2 compound document (legacy Office)"),
+    "JPEG 2000": _("JPEG 2000 image"),
+    "WAVE": _("WAVE audio"),
+    "MPEG-4": _("MPEG-4 video"),
+    "MPEG-PS": _("MPEG program stream"),
+}
+
+
+def format_label(name: str) -> str:
+    """A stored format name as people read it, in the active language."""
+    found = FORMAT_LABELS.get(name)
+    return str(found) if found is not None else name
 
 
 def identify(head: bytes) -> Format:

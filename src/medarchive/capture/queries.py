@@ -10,12 +10,13 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 
-from medarchive.access.queries import MAX_PAGE_SIZE, audit_listing
+from medarchive.access.queries import MAX_PAGE_SIZE, audit_listing, check_page
 from medarchive.archiving.models import Record
 from medarchive.capture.models import Intake, ReviewState, Submission
-from medarchive.core.errors import NotFound, ValidationError
-from medarchive.core.ids import parse_uuid
+from medarchive.core.errors import ValidationError
+from medarchive.core.ids import not_found, parse_uuid
 from medarchive.security.models import User
 from medarchive.security.permissions import can, require, visible_to
 from medarchive.security.roles import Action
@@ -41,10 +42,7 @@ def _records(actor: User, action: Action) -> Any:
 
 
 def _page(qs: QuerySet[Intake], page: int, page_size: int) -> tuple[list[Intake], int, int, int]:
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise ValidationError(f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size")
-    if page < 1:
-        raise ValidationError("page must be 1 or more", field="page")
+    check_page(page, page_size)
     paginator = Paginator(qs, page_size)
     number = min(page, max(paginator.num_pages, 1))
     return list(paginator.page(number).object_list), paginator.count, number, paginator.num_pages
@@ -64,7 +62,13 @@ def review_queue(
     """What waits at the door, oldest first (the archive works first in, first out)."""
     require(actor, Action.RECORD_REVIEW)
     if state not in ReviewState.values:
-        raise ValidationError(f"state must be one of {', '.join(ReviewState.values)}", field="state")
+        raise ValidationError(
+            _("The review state must be one of %(choices)s (not %(value)s)."),
+            code="invalid_choice",
+            field="state",
+            value=state,
+            choices=list(ReviewState.values),
+        )
     qs = _visible_intakes(actor, Action.RECORD_REVIEW).filter(state=state)
     if class_code:
         qs = qs.filter(record__archive_class__code=class_code)
@@ -102,9 +106,9 @@ def submissions(actor: User, *, page: int = 1, page_size: int = 25) -> tuple[lis
 
 def get_submission(actor: User, submission_id: Any) -> Submission:
     _require_submitter(actor)
-    found = _submissions_for(actor).filter(pk=parse_uuid(submission_id)).first()
+    found = _submissions_for(actor).filter(pk=parse_uuid(submission_id, what="submission")).first()
     if found is None:
-        raise NotFound(f"submission {submission_id} does not exist")
+        raise not_found("submission", submission_id)
     _audit_registers(actor, [found], filters={"submission": str(found.pk)})
     return found
 

@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.archiving.models import Record, RecordState
-from medarchive.archiving.services import locked_record, record_step
+from medarchive.archiving.services import locked_record, record_step, wrong_state
 from medarchive.capture import intake as door
 from medarchive.capture.models import Channel, IdempotencyKey, Intake, ReviewState, Submission
 from medarchive.capture.services import update_draft
 from medarchive.capture.signals import intake_changed
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, MedarchiveError, PermissionDenied, ValidationError
+from medarchive.core.labels import Listed, with_labels
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.roles import Action
@@ -32,24 +34,41 @@ COMMENT_LIMIT = 2000
 def _comment(text: str, *, required: bool) -> str:
     text = (text or "").strip()
     if required and not text:
-        raise ValidationError("a comment is required: tell the department what to fix", field="comment")
+        raise ValidationError(
+            _("A comment is required: tell the department what to fix."), code="required", field="comment"
+        )
     if len(text) > COMMENT_LIMIT:
-        raise ValidationError(f"the comment is longer than {COMMENT_LIMIT} characters", field="comment")
+        raise ValidationError(
+            _("The comment is longer than %(limit)s characters."), code="too_long", field="comment", limit=COMMENT_LIMIT
+        )
     return text
 
 
 def _intake_of(record: Record) -> Intake:
     found = Intake.objects.select_for_update().filter(record=record).first()
     if found is None:
-        raise Conflict(f"record {record.electronic_no} has not been submitted to the archive", field="state")
+        raise Conflict(
+            _("Record %(record)s has not been submitted to the archive."),
+            code="not_submitted",
+            field="state",
+            record=record.electronic_no,
+        )
     return found
 
 
 def _expect(intake: Intake, record: Record, *states: ReviewState) -> None:
     if intake.state not in states:
         raise Conflict(
-            f"record {record.electronic_no} is {intake.state} at the door; this needs {' or '.join(states)}",
+            with_labels(
+                _("Record %(record)s is “%(state)s” at the door; this step needs it “%(needed)s”."),
+                state=ReviewState(intake.state).label,
+                needed=Listed([s.label for s in states], alternatives=True),
+            ),
+            code="wrong_review_state",
             field="state",
+            record=record.electronic_no,
+            state=str(intake.state),
+            needed=[str(s) for s in states],
         )
 
 
@@ -58,7 +77,7 @@ def submit(record_id: Any, *, actor: User) -> Record:
     with transaction.atomic():
         record = locked_record(record_id, actor=actor, action=Action.RECORD_SUBMIT)
         if record.state != RecordState.DRAFT:
-            raise Conflict(f"record {record.electronic_no} is {record.state}; only drafts are submitted", field="state")
+            raise wrong_state(record, Action.RECORD_SUBMIT, {RecordState.DRAFT})
         intake = Intake.objects.select_for_update().filter(record=record).first()
         record.state = RecordState.SUBMITTED
         record.save(update_fields=["state", "updated_at"])
@@ -87,16 +106,19 @@ def accept(record_id: Any, *, actor: User, comment: str = "", override: bool = F
         intake = Intake.objects.select_for_update().filter(record=record).first()
         if intake is None:  # captured before the door existed (or by an older client): accept as is
             if record.state != RecordState.SUBMITTED:
-                raise Conflict(
-                    f"record {record.electronic_no} is {record.state}; accept needs submitted", field="state"
-                )
+                raise wrong_state(record, Action.RECORD_ACCEPT, {RecordState.SUBMITTED})
         else:
             _expect(intake, record, ReviewState.PENDING)
             if intake.errors and not override:
                 raise Conflict(
-                    f"record {record.electronic_no} has {intake.errors} error(s) from the checks: fix them, "
-                    "return it to the department, or accept with override and a reason",
+                    _(
+                        "Record %(record)s has %(errors)s error(s) from the checks: fix them, return it to the "
+                        "department, or accept it with an override and a reason."
+                    ),
+                    code="blocking_findings",
                     field="findings",
+                    record=record.electronic_no,
+                    errors=intake.errors,
                     findings=[f["message"] for f in intake.findings if f["severity"] == "error"],
                 )
             intake.state, intake.comment = ReviewState.ACCEPTED, comment

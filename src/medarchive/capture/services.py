@@ -16,18 +16,35 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, Component, Record, RecordState
-from medarchive.archiving.services import active_class, active_retention, locked_record, record_step
+from medarchive.archiving.services import (
+    active_class,
+    active_retention,
+    locked_record,
+    record_step,
+    state_label,
+    wrong_state,
+)
 from medarchive.capture.formats import ContentSample, Format, creating_application, identify
 from medarchive.capture.models import IdempotencyKey, Intake, ReviewState
 from medarchive.capture.uploads import StagedUpload
 from medarchive.core import clock
-from medarchive.core.errors import Conflict, DuplicateSubmission, MedarchiveError, PermissionDenied, ValidationError
+from medarchive.core.errors import (
+    Collector,
+    Conflict,
+    DuplicateSubmission,
+    MedarchiveError,
+    PermissionDenied,
+    ValidationError,
+)
 from medarchive.core.filenames import clean_filename
+from medarchive.core.labels import Listed, label, with_labels
 from medarchive.core.sequences import next_value
-from medarchive.core.services import active_department, ensure_fonds
+from medarchive.core.services import ensure_fonds, known_department
 from medarchive.preservation import services as preservation
 from medarchive.preservation.blobstore import StagedBlob
 from medarchive.preservation.models import Blob, PreservationEvent
@@ -36,6 +53,8 @@ from medarchive.security.permissions import can, require
 from medarchive.security.roles import Action
 
 MAX_TITLE = 500
+FROZEN_STATES = {RecordState.ARCHIVED, RecordState.ON_HOLD, RecordState.DISPOSED}
+OLDEST_YEAR = 1900
 UNREVIEWED = "未审核"
 
 
@@ -97,20 +116,72 @@ def _parse_date(value: dt.date | str) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
+    if not str(value or "").strip():
+        raise ValidationError(
+            with_labels(_("%(label)s is required."), label=label("date")), code="required", field="date"
+        )
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise ValidationError(f"date must be YYYY-MM-DD, got {value!r}", field="date") from None
+        raise ValidationError(
+            _("The date %(value)s is not a date of the form YYYY-MM-DD."),
+            code="bad_date",
+            field="date",
+            value=str(value),
+        ) from None
 
 
-def _check_text(value: str, name: str, *, required: bool, limit: int) -> str:
+def _check_date(date: dt.date) -> dt.date:
+    if date.year < OLDEST_YEAR:
+        raise ValidationError(
+            _("The date %(date)s is not plausible: it is before %(year)s."),
+            code="implausible_date",
+            field="date",
+            date=date.isoformat(),
+            year=OLDEST_YEAR,
+        )
+    if date > clock.today() + dt.timedelta(days=1):
+        raise ValidationError(
+            _("The date %(date)s is not plausible: it is in the future."),
+            code="implausible_date",
+            field="date",
+            date=date.isoformat(),
+        )
+    return date
+
+
+def check_text(value: str, name: str, *, required: bool, limit: int, field_label: Any = None) -> str:
+    """The text stripped, or a ValidationError naming the field by its label (required, too long,
+    control characters)."""
     value = (value or "").strip()
+    shown = field_label if field_label is not None else label(name)
     if required and not value:
-        raise ValidationError(f"{name} is required", field=name)
+        raise ValidationError(with_labels(_("%(label)s is required."), label=shown), code="required", field=name)
     if len(value) > limit:
-        raise ValidationError(f"{name} is longer than {limit} characters", field=name)
+        raise ValidationError(
+            with_labels(_("%(label)s is longer than %(limit)s characters."), label=shown),
+            code="too_long",
+            field=name,
+            limit=limit,
+        )
     if any(ord(c) < 32 for c in value):
-        raise ValidationError(f"{name} contains control characters", field=name)
+        raise ValidationError(
+            with_labels(_("%(label)s must not contain control characters."), label=shown),
+            code="control_characters",
+            field=name,
+        )
+    return value
+
+
+def _check_choice(value: str, name: str, choices: list[str]) -> str:
+    if value not in choices:
+        raise ValidationError(
+            with_labels(_("%(label)s must be one of %(choices)s (not %(value)s)."), label=label(name)),
+            code="invalid_choice",
+            field=name,
+            value=value,
+            choices=choices,
+        )
     return value
 
 
@@ -118,41 +189,54 @@ def _check_open_status(actor: User, open_status: str, *, department_id: Any) -> 
     """开放标识 is the archive's decision (开放鉴定): a submitter may only leave it 未审核."""
     if open_status != UNREVIEWED and not can(actor, Action.RECORD_ACCEPT, department_id=department_id):
         raise PermissionDenied(
-            f"only the archive sets open_status; submit records as {UNREVIEWED}",
+            _("Only the archive sets the open status; submit records as %(unreviewed)s."),
+            code="open_status_reserved",
+            field="open_status",
+            unreviewed=UNREVIEWED,
             action=Action.RECORD_ACCEPT.value,
             actor_id=actor.pk,
         )
 
 
 def _validated(desc: Description) -> dict[str, Any]:
+    """The description checked field by field: every problem found is reported at once (`Problems`)."""
     fonds = ensure_fonds()
-    department = active_department(desc.department_code)
-    if department is None:
-        raise ValidationError(f"unknown department {desc.department_code!r}", field="department")
-    archive_class = active_class(desc.class_code, fonds)
-    date = _parse_date(desc.date)
-    if date.year < 1900 or date > clock.today() + dt.timedelta(days=1):
-        raise ValidationError(f"date {date.isoformat()} is not plausible", field="date")
-    if desc.security_level not in SECURITY_LEVELS:
-        raise ValidationError(f"security_level must be one of {', '.join(SECURITY_LEVELS)}", field="security_level")
-    if desc.open_status not in OPEN_STATUSES:
-        raise ValidationError(f"open_status must be one of {', '.join(OPEN_STATUSES)}", field="open_status")
-    retention = active_retention(desc.retention or archive_class.default_retention, fonds).code
-    return {
-        "fonds": fonds,
-        "department": department,
-        "archive_class": archive_class,
-        "title": _check_text(desc.title, "title", required=True, limit=MAX_TITLE),
-        "responsible": _check_text(desc.responsible or department.name, "responsible", required=True, limit=200),
-        "doc_number": _check_text(desc.doc_number, "doc_number", required=False, limit=100),
-        "date": date,
-        "year": date.year,
-        "security_level": desc.security_level,
-        "retention": retention,
-        "open_status": desc.open_status,
-        "organization": _check_text(desc.organization or department.code, "organization", required=True, limit=64),
-        "metadata": metadata_schema.validate(desc.metadata),
-    }
+    problems = Collector()
+    out: dict[str, Any] = {"fonds": fonds}
+
+    def check(key: str, run: Callable[[], Any]) -> None:
+        with problems.check():
+            out[key] = run()
+
+    check("department", lambda: known_department(desc.department_code))
+    check("archive_class", lambda: active_class(desc.class_code, fonds))
+    check("title", lambda: check_text(desc.title, "title", required=True, limit=MAX_TITLE))
+    check("date", lambda: _check_date(_parse_date(desc.date)))
+    # 责任者 and 机构或问题 default from the department: with an unknown one, only its own problem is reported.
+    department = out.get("department")
+    if department is not None or desc.responsible:
+        responsible = desc.responsible or (department.name if department else "")
+        check("responsible", lambda: check_text(responsible, "responsible", required=True, limit=200))
+    check("doc_number", lambda: check_text(desc.doc_number, "doc_number", required=False, limit=100))
+    check("security_level", lambda: _check_choice(desc.security_level, "security_level", SECURITY_LEVELS))
+    archive_class = out.get("archive_class")
+    if desc.retention or archive_class is not None:
+        code = desc.retention or archive_class.default_retention  # type: ignore[union-attr]
+        check("retention", lambda: active_retention(code, fonds).code)
+    check("open_status", lambda: _check_choice(desc.open_status, "open_status", OPEN_STATUSES))
+    if department is not None or desc.organization:
+        organization = desc.organization or (department.code if department else "")
+        check("organization", lambda: check_text(organization, "organization", required=True, limit=64))
+    check("metadata", lambda: metadata_schema.validate(desc.metadata))
+    problems.raise_if_any()
+    out["year"] = out["date"].year
+    out["security_level"], out["open_status"] = desc.security_level, desc.open_status
+    return out
+
+
+def check_description(desc: Description) -> None:
+    """Check a description without capturing anything, so a form can report every problem at once."""
+    _validated(desc)
 
 
 @dataclass
@@ -171,15 +255,19 @@ def _stage_all(files: list[IncomingFile]) -> list[_StagedFile]:
     seen: set[str] = set()
     for name in names:
         if name.name in seen:
-            raise ValidationError(f"file name {name.name!r} appears twice in one record", field="files")
+            raise ValidationError(
+                _("The file name %(name)s appears twice in one record."),
+                code="duplicate_filename",
+                field="files",
+                name=name.name,
+            )
         seen.add(name.name)
     staged: list[_StagedFile] = []
     for incoming, name in zip(files, names, strict=True):
         try:
             blob, sample = _stage_one(incoming, limit)
         except MedarchiveError as exc:
-            exc.message = f"{name.name}: {exc.message}"
-            exc.args = (exc.message,)
+            _name_the_file(exc, name.name)
             raise
         fmt = identify(sample.head)
         staged.append(
@@ -201,10 +289,17 @@ def _stage_one(incoming: IncomingFile, limit: int) -> tuple[StagedBlob, ContentS
     if incoming.staged is not None:
         return incoming.staged, incoming.sample or ContentSample()
     if incoming.stream is None:
-        raise ValidationError("file has no content", field="files")
+        raise ValidationError(_("The file has no content."), code="no_content", field="files")
     tap = _SampleTap(incoming.stream)
     incoming.staged = preservation.blob_store().stage(tap, max_bytes=limit)  # type: ignore[arg-type]
     return incoming.staged, tap.sample
+
+
+def _name_the_file(exc: MedarchiveError, name: str) -> None:
+    """Prefix a file's problem with the file's name, still rendered in the language active when read."""
+    inner = MedarchiveError(exc.template, code=exc.code, **exc.details)
+    exc.message = with_labels(_("%(file)s: %(problem)s"), file=name, problem=lazy(lambda: inner.message, str)())
+    exc.details["file"] = name
 
 
 # Hooks for the door (capture/intake.py): `prepare` sees each file (MIME type, durable blob) after the
@@ -258,14 +353,16 @@ def _create_record(
     require(actor, Action.RECORD_CREATE, department_id=fields["department"].pk)
     _check_open_status(actor, fields["open_status"], department_id=fields["department"].pk)
     if not files:
-        raise ValidationError("a record needs at least one file", field="files")
+        raise ValidationError(_("A record needs at least one file."), code="no_files", field="files")
     if idempotency_key is not None:
-        idempotency_key = _check_text(idempotency_key, "idempotency_key", required=True, limit=200)
+        idempotency_key = check_text(idempotency_key, "idempotency_key", required=True, limit=200)
         existing = IdempotencyKey.objects.filter(key=idempotency_key, created_by=actor).select_related("record").first()
         if existing is not None:
             raise DuplicateSubmission(
-                f"idempotency key {idempotency_key!r} was already used for record {existing.record.electronic_no}",
+                _("This submission was already received as record %(record)s (same idempotency key)."),
+                code="duplicate_submission",
                 field="idempotency_key",
+                record=existing.record.electronic_no,
                 record_id=str(existing.record_id),
             )
     staged = _stage_all(files)
@@ -288,7 +385,9 @@ def _create_record(
         preservation.release(claimed)
         if isinstance(exc, IntegrityError) and idempotency_key:
             raise DuplicateSubmission(
-                f"idempotency key {idempotency_key!r} was used by a concurrent submission", field="idempotency_key"
+                _("The same submission (same idempotency key) is being received at this moment."),
+                code="duplicate_submission",
+                field="idempotency_key",
             ) from None
         raise
     return record
@@ -397,18 +496,40 @@ def update_draft(record_id: Any, changes: dict[str, Any], *, actor: User) -> Rec
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise ValidationError(
-            f"cannot change {', '.join(unknown)}; editable fields are {', '.join(EDITABLE)}", field=unknown[0]
+            with_labels(
+                _("%(fields)s cannot be changed here; the editable items are %(editable)s."),
+                fields=Listed([label(k) for k in unknown]),
+                editable=Listed([label(k) for k in EDITABLE]),
+            ),
+            code="not_editable_field",
+            field=unknown[0],
+            fields=unknown,
         )
     with transaction.atomic():
         record = locked_record(record_id, actor=actor, action=Action.RECORD_UPDATE)
+        if record.state in FROZEN_STATES:
+            raise Conflict(
+                with_labels(
+                    _("Record %(record)s is “%(state)s”; an archived record can no longer be changed."),
+                    state=state_label(record.state),
+                ),
+                code="immutable_record",
+                field="state",
+                record=record.electronic_no,
+                state=str(record.state),
+            )
         if record.state not in {RecordState.DRAFT, RecordState.SUBMITTED}:
-            raise Conflict(f"record {record.electronic_no} is {record.state}; only drafts can be edited", field="state")
+            raise wrong_state(record, Action.RECORD_UPDATE, {RecordState.DRAFT, RecordState.SUBMITTED})
         at_door = Intake.objects.select_for_update().filter(record=record, state=ReviewState.PENDING).first()
         if at_door is not None and not can(actor, Action.RECORD_REVIEW, record):
             raise Conflict(
-                f"record {record.electronic_no} is waiting for the archive's review; "
-                "it can be changed after the archive returns it (or by the archive itself)",
+                _(
+                    "Record %(record)s is waiting for the archive's review; it can be changed after the "
+                    "archive returns it (or by the archive itself)."
+                ),
+                code="under_review",
                 field="state",
+                record=record.electronic_no,
             )
         current = {
             "class_code": record.archive_class.code,

@@ -25,7 +25,14 @@ from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS, ArchiveC
 from medarchive.capture import findings, queries, review, services
 from medarchive.capture.intake import Item, receive
 from medarchive.capture.models import Channel, ReviewState
-from medarchive.core.errors import MedarchiveError, NotFound, PermissionDenied, ValidationError
+from medarchive.core.errors import (
+    Collector,
+    MedarchiveError,
+    NotFound,
+    PermissionDenied,
+    Problems,
+    ValidationError,
+)
 from medarchive.core.models import Department
 from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
@@ -88,17 +95,20 @@ def upload(request: HttpRequest) -> HttpResponse:
             "metadata",
         )
     }
+    metadata_error: ValidationError | None = None
     try:
         metadata = json.loads(values["metadata"]) if values["metadata"].strip() else {}
         if not isinstance(metadata, dict):
             raise ValueError
     except ValueError:
-        error = ValidationError(
-            gettext_lazy('Extra metadata must be a JSON object, e.g. {"keywords": ["病案"]}'),
-            code="metadata_not_an_object",
-            field="metadata",
+        metadata, metadata_error = (
+            {},
+            ValidationError(
+                gettext_lazy('Extra metadata must be a JSON object, e.g. {"keywords": ["病案"]}'),
+                code="metadata_not_an_object",
+                field="metadata",
+            ),
         )
-        return render(request, "capture/upload.html", _form_context(request, values, error), status=422)
     desc = services.Description(
         class_code=values["class_code"],
         department_code=values["department"],
@@ -110,6 +120,15 @@ def upload(request: HttpRequest) -> HttpResponse:
         open_status=values["open_status"] or "未审核",
         metadata=metadata,
     )
+    if metadata_error is not None:  # nothing is captured; the other fields are still checked
+        problems = Collector()
+        problems.add(metadata_error)
+        with problems.check():
+            services.check_description(desc)
+        for upload in request.FILES.getlist("files"):
+            services.IncomingFile.from_upload(upload).discard()
+        error = Problems(problems.problems) if len(problems.problems) > 1 else metadata_error
+        return render(request, "capture/upload.html", _form_context(request, values, error), status=422)
     # Without JavaScript the form arrives here: one record with all its files, through the door.
     files = [services.IncomingFile.from_upload(f) for f in request.FILES.getlist("files")]
     key = request.POST.get("idempotency_key") or None

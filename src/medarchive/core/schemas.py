@@ -20,7 +20,8 @@ class FileOut(Schema):
     filename: str
     size: int
     mime_type: str
-    format_name: str
+    format_name: str  # as identified and stored (stable)
+    format_label: str = ""  # as people read it, in the request's language
     format_version: str
     sha256: str
     sm3: str

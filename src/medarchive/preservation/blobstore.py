@@ -32,6 +32,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import BinaryIO, Self
 
+from django.utils import translation
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
+
 from medarchive.core.errors import (
     ConfigurationError,
     EmptyFile,
@@ -39,6 +43,7 @@ from medarchive.core.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from medarchive.core.labels import with_labels
 from medarchive.preservation.crypto import DEFAULT_CHUNK_SIZE, CipherSuite, Sealer, new_sm3, open_sealed
 from medarchive.preservation.keys import KeyRing
 from medarchive.preservation.storage.base import BlobStorage, StagedWrite
@@ -152,8 +157,13 @@ class BlobStore:
             try:
                 yield from open_sealed(stream, data_key)
             except IntegrityFailure as error:
-                message = f"blob {address}: {error.message}"
-                raise IntegrityFailure(message, address=address, **error.details) from None
+                failed = error  # `error` is unbound after the except block; the message is read later
+                raise IntegrityFailure(
+                    with_labels(_("Blob %(address)s: %(problem)s"), problem=lazy(lambda: failed.message, str)()),
+                    code=error.code,
+                    address=address,
+                    **error.details,
+                ) from None
 
     def verify(
         self,
@@ -182,7 +192,9 @@ class BlobStore:
         except NotFound:
             return FixityResult(ok=False, problems=[f"blob {address} is missing from storage"])
         except (IntegrityFailure, ConfigurationError) as error:
-            return FixityResult(ok=False, problems=[error.message])
+            # Fixity problems become PREMIS event details, kept for good: one language, like the rest.
+            with translation.override("en"):
+                return FixityResult(ok=False, problems=[error.message])
         found_sha256, found_sm3 = sha256.hexdigest(), sm3.hexdigest()
         problems = []
         if size != expected_size:
@@ -219,7 +231,10 @@ class BlobWriter:
         if self._max_bytes is not None and self._sealer.size + len(piece) > self._max_bytes:
             self.abort()
             raise PayloadTooLarge(
-                f"file exceeds the limit of {self._max_bytes} bytes", field="file", max_bytes=self._max_bytes
+                _("The file is larger than the limit of %(max_bytes)s bytes."),
+                code="payload_too_large",
+                field="file",
+                max_bytes=self._max_bytes,
             )
         sealed = self._sealer.update(piece)
         if sealed:
@@ -228,7 +243,7 @@ class BlobWriter:
     def finish(self) -> StagedBlob:
         try:
             if self._sealer.size == 0:
-                raise EmptyFile("file is empty", field="file")
+                raise EmptyFile(_("The file is empty."), code="empty_file", field="file")
             self._write.write(self._sealer.finalize())
         except BaseException:
             self.abort()

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.core.errors import IntegrityFailure
 
@@ -68,7 +69,7 @@ class CipherSuite(StrEnum):
         for suite, wire_id in _SUITE_IDS.items():
             if wire_id == value:
                 return suite
-        raise IntegrityFailure(f"unknown cipher suite id {value}", suite_id=value)
+        raise IntegrityFailure(_("Unknown cipher suite id %(suite_id)s."), code="unknown_cipher_suite", suite_id=value)
 
 
 _SUITE_IDS = {CipherSuite.AES_256_GCM: 1, CipherSuite.SM4_GCM: 2}
@@ -134,8 +135,11 @@ def new_sm3() -> _Hasher:
 def _check_key(suite: CipherSuite, key: bytes) -> None:
     if len(key) != suite.key_size:
         raise IntegrityFailure(
-            f"data key is {len(key)} bytes but {suite} needs {suite.key_size}",
+            _("The data key is %(size)s bytes but %(suite)s needs %(needed)s."),
+            code="wrong_key_size",
             suite=str(suite),
+            size=len(key),
+            needed=suite.key_size,
         )
 
 
@@ -280,15 +284,28 @@ class _ChunkReader:
 def read_header(data: bytes) -> tuple[CipherSuite, int, bytes]:
     """Parse a blob header: (suite, chunk size, nonce prefix). Not authenticated yet."""
     if len(data) < HEADER_SIZE:
-        raise IntegrityFailure(f"blob header is truncated: {len(data)} of {HEADER_SIZE} bytes")
+        raise IntegrityFailure(
+            _("The blob header is truncated: %(size)s of %(needed)s bytes."),
+            code="blob_header_truncated",
+            size=len(data),
+            needed=HEADER_SIZE,
+        )
     magic, version, suite_id, chunk_size, prefix = _HEADER.unpack(data[:HEADER_SIZE])
     if magic != MAGIC:
-        raise IntegrityFailure("not a medarchive sealed blob: bad magic")
+        raise IntegrityFailure(_("This is not a medarchive sealed blob (bad magic)."), code="bad_blob_magic")
     if version != FORMAT_VERSION:
-        raise IntegrityFailure(f"unsupported sealed blob format version {version}", version=version)
+        raise IntegrityFailure(
+            _("Unsupported sealed blob format version %(version)s."),
+            code="unsupported_blob_version",
+            version=version,
+        )
     suite = CipherSuite.from_wire_id(suite_id)
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise IntegrityFailure(f"blob header has an invalid chunk size {chunk_size}")
+        raise IntegrityFailure(
+            _("The blob header has an invalid chunk size %(chunk_size)s."),
+            code="bad_chunk_size",
+            chunk_size=chunk_size,
+        )
     return suite, chunk_size, prefix
 
 
@@ -306,21 +323,28 @@ def open_sealed(chunks: Iterable[bytes] | BinaryIO | bytes, data_key: bytes) -> 
     current = reader.read(sealed_chunk)
     while True:
         if index >= MAX_CHUNKS:
-            raise IntegrityFailure(f"chunk {index}: too many chunks", chunk=index)
+            raise IntegrityFailure(_("Chunk %(chunk)s: too many chunks."), code="too_many_chunks", chunk=index)
         # A full chunk is the last one only if nothing follows it.
         following = reader.read(sealed_chunk) if len(current) == sealed_chunk else b""
         last = not following
         if len(current) < TAG_SIZE:
             raise IntegrityFailure(
-                f"chunk {index} is truncated: {len(current)} bytes, shorter than its {TAG_SIZE}-byte tag",
+                _("Chunk %(chunk)s is truncated: %(size)s bytes, shorter than its %(tag)s-byte tag."),
+                code="chunk_truncated",
                 chunk=index,
+                size=len(current),
+                tag=TAG_SIZE,
             )
         nonce = prefix + _CHUNK_SUFFIX.pack(index, int(last))
         try:
             plaintext = aead_decrypt(suite, data_key, nonce, current, header)
         except InvalidTag:
             raise IntegrityFailure(
-                f"chunk {index} failed authentication (corrupted, truncated, reordered, trailing data or wrong key)",
+                _(
+                    "Chunk %(chunk)s failed authentication (corrupted, truncated, reordered, trailing data "
+                    "or wrong key)."
+                ),
+                code="chunk_unauthenticated",
                 chunk=index,
             ) from None
         yield plaintext

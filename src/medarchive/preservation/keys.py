@@ -40,8 +40,10 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.core.errors import ConfigurationError, IntegrityFailure
+from medarchive.core.labels import with_labels
 from medarchive.preservation.crypto import CipherSuite, aead_decrypt, aead_encrypt
 
 logger = logging.getLogger(__name__)
@@ -62,16 +64,25 @@ def _hkdf(key: bytes, length: int, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
 
 
-def _decode_key(value: object, what: str) -> bytes:
-    """Decode a base64 32-byte key; errors name `what`, never the value."""
+def _decode_key(value: object, what: object) -> bytes:
+    """Decode a base64 32-byte key; errors name `what` (a lazy description), never the value."""
     if not isinstance(value, str):
-        raise ConfigurationError(f"{what} must be a base64 string")
+        raise ConfigurationError(
+            with_labels(_("%(what)s must be a base64 string."), what=what), code="bad_key_encoding"
+        )
     try:
         key = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigurationError(f"{what} is not valid base64") from None
+        raise ConfigurationError(
+            with_labels(_("%(what)s is not valid base64."), what=what), code="bad_key_encoding"
+        ) from None
     if len(key) != KEY_SIZE:
-        raise ConfigurationError(f"{what} must decode to {KEY_SIZE} bytes, got {len(key)}")
+        raise ConfigurationError(
+            with_labels(_("%(what)s must decode to %(size)s bytes, not %(got)s."), what=what),
+            code="bad_key_size",
+            size=KEY_SIZE,
+            got=len(key),
+        )
     return key
 
 
@@ -79,9 +90,12 @@ def _encode_key(key: bytes) -> str:
     return base64.b64encode(key).decode("ascii")
 
 
-def _check_key_id(key_id: object, what: str) -> str:
+def _check_key_id(key_id: object, what: object) -> str:
     if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-        raise ConfigurationError(f"{what} must be 1-32 characters of letters, digits, '.', '_' or '-'")
+        raise ConfigurationError(
+            with_labels(_("%(what)s must be 1-32 characters of letters, digits, '.', '_' or '-'."), what=what),
+            code="bad_key_id",
+        )
     return key_id
 
 
@@ -144,15 +158,22 @@ class KeyRing:
         wrap_suite: CipherSuite = CipherSuite.AES_256_GCM,
     ) -> None:
         if not keys:
-            raise ConfigurationError("key ring has no master keys")
+            raise ConfigurationError(_("The key ring has no master keys."), code="no_master_keys")
         for key_id, material in keys.items():
-            _check_key_id(key_id, "master key id")
+            _check_key_id(key_id, _("A master key id"))
             if len(material) != KEY_SIZE:
-                raise ConfigurationError(f"master key {key_id!r} must be {KEY_SIZE} bytes")
+                raise ConfigurationError(
+                    _("The master key %(key_id)s must be %(size)s bytes."),
+                    code="bad_key_size",
+                    key_id=key_id,
+                    size=KEY_SIZE,
+                )
         if active not in keys:
-            raise ConfigurationError(f"active key id {active!r} is not in the key ring")
+            raise ConfigurationError(
+                _("The active key id %(key_id)s is not in the key ring."), code="unknown_active_key", key_id=active
+            )
         if len(address_key) != KEY_SIZE:
-            raise ConfigurationError(f"address key must be {KEY_SIZE} bytes")
+            raise ConfigurationError(_("The address key must be %(size)s bytes."), code="bad_key_size", size=KEY_SIZE)
         self._keys = dict(keys)
         self._active = active
         self._address_key = address_key
@@ -177,10 +198,12 @@ class KeyRing:
             mode = path.stat().st_mode
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigurationError(f"key file {path} does not exist") from None
+            raise ConfigurationError(
+                _("The key file %(path)s does not exist."), code="key_file_missing", path=str(path)
+            ) from None
         if stat.S_IMODE(mode) & 0o077:
             logger.warning("key file %s has mode %o; it should be 0600", path, stat.S_IMODE(mode))
-        return cls._from_json(text, f"key file {path}", wrap_suite)
+        return cls._from_json(text, with_labels(_("The key file %(path)s"), path=str(path)), wrap_suite)
 
     @classmethod
     def load_or_create(cls, path: Path | str, *, wrap_suite: CipherSuite = CipherSuite.AES_256_GCM) -> KeyRing:
@@ -207,10 +230,10 @@ class KeyRing:
         """
         text = value.strip()
         if not text:
-            raise ConfigurationError("key secret is empty")
+            raise ConfigurationError(_("The key secret is empty."), code="key_secret_empty")
         if text.startswith("{"):
-            return cls._from_json(text, "key secret", wrap_suite)
-        master = _decode_key(text, "key secret")
+            return cls._from_json(text, _("The key secret"), wrap_suite)
+        master = _decode_key(text, _("The key secret"))
         return cls(
             {SECRET_KEY_ID: master},
             active=SECRET_KEY_ID,
@@ -219,27 +242,44 @@ class KeyRing:
         )
 
     @classmethod
-    def _from_json(cls, text: str, source: str, wrap_suite: CipherSuite) -> KeyRing:
+    def _from_json(cls, text: str, source: object, wrap_suite: CipherSuite) -> KeyRing:
+        """`source` names the file or the secret in messages (a lazy text)."""
         try:
             doc: Any = json.loads(text)
         except ValueError:
             # No chained exception: its context could quote the secret.
-            raise ConfigurationError(f"{source} is not valid JSON") from None
+            raise ConfigurationError(
+                with_labels(_("%(source)s is not valid JSON."), source=source), code="bad_key_file"
+            ) from None
         if not isinstance(doc, dict):
-            raise ConfigurationError(f"{source} must be a JSON object")
+            raise ConfigurationError(
+                with_labels(_("%(source)s must be a JSON object."), source=source), code="bad_key_file"
+            )
         if doc.get("version") != FILE_VERSION:
-            raise ConfigurationError(f"{source} has unsupported version {doc.get('version')!r}")
+            raise ConfigurationError(
+                with_labels(_("%(source)s has the unsupported version %(version)s."), source=source),
+                code="bad_key_file",
+                version=str(doc.get("version")),
+            )
         raw_keys = doc.get("keys")
         if not isinstance(raw_keys, dict) or not raw_keys:
-            raise ConfigurationError(f"{source}: 'keys' must be a non-empty object")
+            raise ConfigurationError(
+                with_labels(_("%(source)s: 'keys' must be a non-empty object."), source=source), code="bad_key_file"
+            )
         keys = {
-            _check_key_id(key_id, f"{source}: key id"): _decode_key(value, f"{source}: key {key_id!r}")
+            _check_key_id(key_id, with_labels(_("%(source)s: a key id"), source=source)): _decode_key(
+                value, with_labels(_("%(source)s: the key %(key_id)s"), source=source, key_id=repr(key_id))
+            )
             for key_id, value in raw_keys.items()
         }
         active = doc.get("active")
         if active not in keys:
-            raise ConfigurationError(f"{source}: 'active' must name one of {sorted(keys)}")
-        address_key = _decode_key(doc.get("address_key"), f"{source}: 'address_key'")
+            raise ConfigurationError(
+                with_labels(_("%(source)s: 'active' must name one of %(known)s."), source=source),
+                code="unknown_active_key",
+                known=sorted(keys),
+            )
+        address_key = _decode_key(doc.get("address_key"), with_labels(_("%(source)s: 'address_key'"), source=source))
         return cls(keys, active=active, address_key=address_key, wrap_suite=wrap_suite)
 
     def _document(self) -> bytes:
@@ -274,11 +314,18 @@ class KeyRing:
             if path.exists():
                 on_disk = KeyRing.load(path)
                 if not hmac.compare_digest(on_disk._address_key, self._address_key):
-                    raise ConfigurationError(f"key file {path} has a different address key; refusing to rotate")
+                    raise ConfigurationError(
+                        _("The key file %(path)s has a different address key; refusing to rotate."),
+                        code="rotation_refused",
+                        path=str(path),
+                    )
                 for key_id, material in on_disk._keys.items():
                     if key_id in keys and not hmac.compare_digest(keys[key_id], material):
                         raise ConfigurationError(
-                            f"key id {key_id!r} has different material in {path}; refusing to rotate"
+                            _("The key id %(key_id)s has different material in %(path)s; refusing to rotate."),
+                            code="rotation_refused",
+                            key_id=key_id,
+                            path=str(path),
                         )
                     keys[key_id] = material
             new_id = _next_key_id(keys)
@@ -321,11 +368,18 @@ class KeyRing:
         `IntegrityFailure` for a damaged wrap or a wrong key id."""
         if key_id not in self._keys:
             raise ConfigurationError(
-                f"master key {key_id!r} is not in the key ring (known: {sorted(self._keys)})",
+                _("The master key %(key_id)s is not in the key ring (known: %(known)s)."),
+                code="unknown_master_key",
                 key_id=key_id,
+                known=sorted(self._keys),
             )
         if len(wrapped) < _WRAP_MIN_SIZE:
-            raise IntegrityFailure(f"wrapped key is truncated ({len(wrapped)} bytes)", key_id=key_id)
+            raise IntegrityFailure(
+                _("The wrapped key is truncated (%(size)s bytes)."),
+                code="wrapped_key_truncated",
+                key_id=key_id,
+                size=len(wrapped),
+            )
         suite = CipherSuite.from_wire_id(wrapped[0])
         nonce, sealed = wrapped[1 : 1 + _WRAP_NONCE_SIZE], wrapped[1 + _WRAP_NONCE_SIZE :]
         try:
@@ -333,7 +387,9 @@ class KeyRing:
             return aead_decrypt(suite, kek, nonce, sealed, _WRAP_AAD + key_id.encode())
         except InvalidTag:
             raise IntegrityFailure(
-                f"wrapped key failed authentication under master key {key_id!r}", key_id=key_id
+                _("The wrapped key failed authentication under the master key %(key_id)s."),
+                code="wrapped_key_unauthenticated",
+                key_id=key_id,
             ) from None
 
     def _wrapping_key(self, key_id: str, suite: CipherSuite) -> bytes:

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
 import medarchive
 from medarchive.core import clock
@@ -116,7 +117,11 @@ def claim(staged: StagedBlob) -> Blob:
     if not created:
         staged.discard()
         if row.state != Blob.STORED:
-            raise Conflict("the same content is being stored by another writer; retry in a moment", address=row.address)
+            raise Conflict(
+                _("The same content is being stored by another writer; retry in a moment."),
+                code="blob_busy",
+                address=row.address,
+            )
         return row
     try:
         # We own this address now. An object already there has no row, so no key we hold
@@ -124,7 +129,11 @@ def claim(staged: StagedBlob) -> Blob:
         store = blob_store()
         store.storage.delete_if_exists(staged.address)
         if not staged.commit():
-            raise Conflict("the blob store changed under a claimed address; retry", address=staged.address)
+            raise Conflict(
+                _("The blob store changed under a claimed address; retry."),
+                code="blob_store_changed",
+                address=staged.address,
+            )
     except BaseException:
         Blob.objects.filter(pk=row.pk, state=Blob.PENDING).delete()
         raise
@@ -157,7 +166,10 @@ def settle(blobs: Iterable[Blob]) -> None:
     if pending:
         settled = Blob.objects.filter(address__in=pending, state=Blob.PENDING).update(state=Blob.STORED, owner="")
         if settled != len(pending):  # recover() reclaimed a claim of ours: the record must not commit
-            raise Conflict("a stored file was reclaimed before its record committed; retry the submission")
+            raise Conflict(
+                _("A stored file was reclaimed before its record committed; retry the submission."),
+                code="blob_reclaimed",
+            )
 
 
 def release(blobs: Iterable[Blob]) -> None:
@@ -285,14 +297,19 @@ def verify_fixity(
     if actor is not None:
         require(actor, Action.FIXITY_VERIFY)
     if sample is not None and sample < 1:
-        raise ValidationError("sample must be 1 or more", field="sample")
+        raise ValidationError(_("The sample size must be 1 or more."), code="bad_sample", field="sample")
     if record_id is not None:
         record_id = parse_uuid(record_id)
     blobs = Blob.objects.filter(state=Blob.STORED).order_by("address")
     if record_id is not None:
         blobs = blobs.filter(components__record_id=record_id).distinct()
         if not blobs.exists():
-            raise NotFound(f"record {record_id} has no stored files")
+            raise NotFound(
+                _("Record %(record)s has no stored files."),
+                code="no_stored_files",
+                field="record",
+                record=str(record_id),
+            )
     addresses = list(blobs.values_list("address", flat=True))
     if sample is not None and sample < len(addresses):
         addresses = sorted(random.SystemRandom().sample(addresses, sample))
@@ -343,8 +360,11 @@ def rotate_keys(*, actor: User | None, progress: Callable[[int, int], None] | No
     config = settings.CONFIG
     if config.master_key:
         raise Conflict(
-            "the master key comes from MEDARCHIVE_MASTER_KEY; rotate it in your key manager and "
-            "set the new key ring there",
+            _(
+                "The master key comes from MEDARCHIVE_MASTER_KEY; rotate it in your key manager and set the "
+                "new key ring there."
+            ),
+            code="key_from_environment",
             field="MEDARCHIVE_MASTER_KEY",
         )
     store = blob_store()

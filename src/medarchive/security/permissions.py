@@ -10,10 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.core.errors import NotAuthenticated, PermissionDenied
+from medarchive.core.labels import with_labels
 from medarchive.security import context
-from medarchive.security.roles import Action, Role, Scope, is_record_action, may_system, record_scope
+from medarchive.security.roles import ACTION_LABELS, Action, Role, Scope, is_record_action, may_system, record_scope
 
 if TYPE_CHECKING:
     from medarchive.security.models import User
@@ -32,7 +34,7 @@ class DepartmentOwned(Protocol):
 
 def _active(actor: User | None) -> User:
     if actor is None or not actor.is_authenticated or not actor.is_active:
-        raise NotAuthenticated("authentication required")
+        raise NotAuthenticated(_("Please log in first."), code="not_authenticated")
     return actor
 
 
@@ -64,16 +66,21 @@ def can(actor: User | None, action: Action, obj: DepartmentOwned | None = None, 
 def require(
     actor: User | None, action: Action, obj: DepartmentOwned | None = None, *, department_id: Any = None
 ) -> User:
-    """Return the actor when allowed; raise PermissionDenied (naming the action) otherwise."""
+    """Return the actor when allowed; raise PermissionDenied otherwise. The message names the action
+    as people read it; `details.action` keeps its machine name for the audit trail."""
     user = _active(actor)
     scopes = context.token_scopes.get()
     if scopes and action.value not in scopes:
         raise PermissionDenied(
-            f"this API token is not scoped for {action.value}", action=action.value, actor_id=user.pk
+            with_labels(_("This API token may not %(action)s."), action=ACTION_LABELS[action]),
+            code="token_not_scoped",
+            action=action.value,
+            actor_id=user.pk,
         )
     if not can(user, action, obj, department_id=department_id):
         raise PermissionDenied(
-            f"{user.username} ({user.role}) may not {action.value}",
+            with_labels(_("You may not %(action)s."), action=ACTION_LABELS[action]),
+            code="permission_denied",
             action=action.value,
             object_id=str(obj.pk) if obj is not None else "",
             actor_id=user.pk,

@@ -1,4 +1,4 @@
-"""Roles and the actions they may take. Pure data, no Django import.
+"""Roles and the actions they may take. Pure data (the action labels are lazy catalog entries).
 
 The three separated administrators (三员分立, SEC-02) never overlap: the system admin
 runs the system but cannot read or touch the audit log nor read record content; the
@@ -9,6 +9,9 @@ log and changes nothing.
 from __future__ import annotations
 
 from enum import StrEnum
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(StrEnum):
@@ -50,6 +53,35 @@ class Action(StrEnum):
     FIXITY_VERIFY = "fixity:verify"
     KEYS_ROTATE = "keys:rotate"
     SYSTEM_CONFIGURE = "system:configure"
+
+
+# What a refusal says the actor may not do ("You may not %(action)s."): a verb phrase per action.
+ACTION_LABELS: dict[Action, Promise] = {
+    Action.AUTH_LOGIN: _("log in"),
+    Action.RECORD_CREATE: _("capture records"),
+    Action.RECORD_UPDATE: _("change the description of records"),
+    Action.RECORD_SUBMIT: _("submit records to the archive"),
+    Action.RECORD_ACCEPT: _("accept records into the archive"),
+    Action.RECORD_ARCHIVE: _("archive records"),
+    Action.RECORD_HOLD: _("put archived records on hold"),
+    Action.RECORD_REVIEW: _("review records at the door"),
+    Action.RECORD_WITHDRAW: _("withdraw records"),
+    Action.RECORD_LIST: _("list records"),
+    Action.RECORD_METADATA_READ: _("read the description of records"),
+    Action.RECORD_CONTENT_READ: _("read the files of records"),
+    Action.RECORD_PATIENT_READ: _("see patient identifiers"),
+    Action.DEPARTMENT_MANAGE: _("manage departments"),
+    Action.USER_MANAGE: _("manage user accounts"),
+    Action.ROLE_ASSIGN: _("assign roles"),
+    Action.ACCOUNT_UNLOCK: _("unlock accounts"),
+    Action.TOKEN_MANAGE: _("manage API tokens"),
+    Action.DUTY_MANAGE: _("manage department duties"),
+    Action.AUDIT_READ: _("read the audit log"),
+    Action.AUDIT_VERIFY: _("verify the audit log"),
+    Action.FIXITY_VERIFY: _("run fixity checks"),
+    Action.KEYS_ROTATE: _("rotate the encryption keys"),
+    Action.SYSTEM_CONFIGURE: _("configure the system"),
+}
 
 
 class Scope(StrEnum):

@@ -10,12 +10,14 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.core import clock
-from medarchive.core.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from medarchive.core.errors import Collector, Conflict, NotFound, PermissionDenied, ValidationError
+from medarchive.core.labels import with_labels
 from medarchive.core.models import Department
 from medarchive.security import audit, chain
-from medarchive.security.models import ApiToken, User
+from medarchive.security.models import ROLE_LABELS, ApiToken, User
 from medarchive.security.permissions import require
 from medarchive.security.roles import Action, Role
 
@@ -42,39 +44,90 @@ def add_user(
     """
     if actor is not None:
         require(actor, Action.ROLE_ASSIGN)
-    try:
-        role_value = Role(role)
-    except ValueError:
-        allowed = ", ".join(r.value for r in Role)
-        raise ValidationError(f"unknown role {role!r}; choose one of {allowed}", field="role") from None
-    if actor is not None and role_value in ADMINISTRATORS:
+    role_value = Role(role) if role in {r.value for r in Role} else None
+    if actor is not None and role_value is not None and role_value in ADMINISTRATORS:
         raise PermissionDenied(
-            f"{role_value} accounts are created only from the local console",
+            with_labels(
+                _("“%(role)s” accounts are created only from the local console."), role=ROLE_LABELS[role_value]
+            ),
+            code="console_only",
+            field="role",
+            role=role_value.value,
             action=Action.ROLE_ASSIGN.value,
             actor_id=actor.pk,
         )
-    if role_value in {Role.OFFICER, Role.CLINICIAN, Role.VIEWER} and not department_code:
-        raise ValidationError(f"role {role_value} needs a department", field="department")
+    problems = Collector()
+    username = (username or "").strip()
+    if not username:
+        problems.add(
+            ValidationError(
+                with_labels(_("%(label)s is required."), label=_("用户名")), code="required", field="username"
+            )
+        )
+    elif User.objects.filter(username=username).exists():
+        problems.add(
+            Conflict(
+                _("The user %(username)s already exists."), code="user_exists", field="username", username=username
+            )
+        )
+    if role_value is None:
+        problems.add(
+            ValidationError(
+                _("The role %(role)s does not exist; choose one of %(choices)s."),
+                code="invalid_choice",
+                field="role",
+                role=role,
+                choices=[r.value for r in Role],
+            )
+        )
     department = None
     if department_code:
         department = Department.objects.filter(code=department_code).first()
         if department is None:
-            raise ValidationError(f"unknown department {department_code!r}", field="department")
-    if User.objects.filter(username=username).exists():
-        raise Conflict(f"user {username!r} already exists", field="username")
+            problems.add(
+                ValidationError(
+                    _("The department %(department)s does not exist."),
+                    code="unknown_department",
+                    field="department",
+                    department=department_code,
+                )
+            )
+    elif role_value is not None and role_value in {Role.OFFICER, Role.CLINICIAN, Role.VIEWER}:
+        problems.add(
+            ValidationError(
+                with_labels(_("A “%(role)s” account needs a department."), role=ROLE_LABELS[role_value]),
+                code="department_required",
+                field="department",
+                role=role_value.value,
+            )
+        )
     email = email.strip()
     if email:
         try:
             validate_email(email)
         except DjangoValidationError:
-            raise ValidationError(f"{email!r} is not an email address", field="email") from None
+            problems.add(
+                ValidationError(_("%(email)s is not an email address."), code="bad_email", field="email", email=email)
+            )
     candidate = User(
-        username=username, role=role_value.value, department=department, display_name=display_name, email=email
+        username=username,
+        role=role_value.value if role_value else "",
+        department=department,
+        display_name=display_name,
+        email=email,
     )
     try:
         validate_password(password, candidate)
     except DjangoValidationError as exc:
-        raise ValidationError("; ".join(exc.messages), field="password") from None
+        problems.add(
+            ValidationError(
+                _("The password is not strong enough: %(reasons)s"),
+                code="weak_password",
+                field="password",
+                reasons=" ".join(exc.messages),
+            )
+        )
+    problems.raise_if_any()
     with transaction.atomic():
         candidate.set_password(password)
         candidate.save()
@@ -83,7 +136,7 @@ def add_user(
             actor=actor,
             object_type="user",
             object_id=str(candidate.pk),
-            details={"op": "add", "username": username, "role": role_value.value, "department": department_code or ""},
+            details={"op": "add", "username": username, "role": candidate.role, "department": department_code or ""},
         )
     return candidate
 
@@ -107,11 +160,16 @@ def create_token(
     """
     if actor is not None and actor.pk != user.pk:
         raise PermissionDenied(
-            "API tokens are issued only to their owner", action=Action.TOKEN_MANAGE.value, actor_id=actor.pk
+            _("API tokens are issued only to their owner."),
+            code="token_owner_only",
+            action=Action.TOKEN_MANAGE.value,
+            actor_id=actor.pk,
         )
-    for scope in scopes or []:
-        if scope not in {a.value for a in Action}:
-            raise ValidationError(f"unknown scope {scope!r}", field="scopes")
+    unknown = [scope for scope in scopes or [] if scope not in {a.value for a in Action}]
+    if unknown:
+        raise ValidationError(
+            _("Unknown token scopes: %(scopes)s."), code="unknown_scope", field="scopes", scopes=unknown
+        )
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
@@ -132,7 +190,9 @@ def revoke_token(token_id: int, *, actor: User | None) -> None:
     with transaction.atomic():
         token = ApiToken.objects.select_for_update().filter(pk=token_id).first()
         if token is None:
-            raise NotFound(f"token {token_id} does not exist")
+            raise NotFound(
+                _("The API token %(token)s does not exist."), code="token_not_found", field="token", token=token_id
+            )
         if actor is not None and actor.pk != token.user_id:
             require(actor, Action.TOKEN_MANAGE)
         token.revoked_at = clock.now()

@@ -1,4 +1,5 @@
 import pytest
+from django.utils import translation
 
 from medarchive.archiving.archival_code import DEFAULT_PATTERN, ArchivalCodePattern
 from medarchive.core.errors import ValidationError
@@ -42,16 +43,22 @@ def test_bad_patterns_are_refused(bad: str) -> None:
 
 def test_values_with_separators_or_missing_are_refused() -> None:
     pattern = ArchivalCodePattern.parse(DEFAULT_PATTERN)
-    with pytest.raises(ValidationError, match="org"):
+    with pytest.raises(ValidationError) as caught:
         pattern.render(1, **{**VALUES, "org": "办公·室"})
-    with pytest.raises(ValidationError, match="year"):
+    assert (caught.value.code, caught.value.field) == ("bad_code_part", "org")
+    assert caught.value.message == "机构或问题 办公·室 只能包含字母、数字、汉字、_ 和 -。"
+    with pytest.raises(ValidationError) as caught:
         pattern.render(1, **{**VALUES, "year": ""})
+    assert (caught.value.code, caught.value.field) == ("missing_mandatory", "year")
+    with translation.override("en"):
+        assert caught.value.message == "The archival code needs Year."
 
 
 def test_item_number_must_fit_its_width() -> None:
     pattern = ArchivalCodePattern.parse("{fonds}-{item:02d}")
     assert pattern.render(99, fonds="Z1") == "Z1-99"
-    with pytest.raises(ValidationError, match="2 digits"):
+    with pytest.raises(ValidationError) as caught:
         pattern.render(100, fonds="Z1")
+    assert caught.value.code == "item_number_overflow" and caught.value.details == {"item": 100, "width": 2}
     with pytest.raises(ValidationError):
         pattern.render(0, fonds="Z1")

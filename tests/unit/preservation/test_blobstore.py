@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.utils import translation
 
 from medarchive.core.errors import EmptyFile, IntegrityFailure, NotFound, PayloadTooLarge
 from medarchive.preservation.blobstore import BlobStore, StagedBlob
@@ -113,8 +114,9 @@ def test_plaintext_never_reaches_the_disk(tmp_path: Path) -> None:
 def test_empty_source_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     store = make_store(tmp_path)
 
-    with pytest.raises(EmptyFile, match="file is empty"):
+    with pytest.raises(EmptyFile) as caught:
         store.stage(io.BytesIO(b""))
+    assert caught.value.code == "empty_file" and caught.value.message == "文件为空。"
 
     assert files_under(tmp_path) == []
 
@@ -123,10 +125,12 @@ def test_over_the_limit_stops_reading_and_leaves_nothing(tmp_path: Path) -> None
     store = make_store(tmp_path)
     source = CountingReader(os.urandom(20 * CHUNK))
 
-    with pytest.raises(PayloadTooLarge, match="exceeds the limit of 10000 bytes") as caught:
+    with pytest.raises(PayloadTooLarge) as caught:
         store.stage(source, max_bytes=10_000)
 
-    assert caught.value.details == {"max_bytes": 10_000}
+    assert caught.value.details == {"max_bytes": 10_000} and caught.value.code == "payload_too_large"
+    with translation.override("en"):
+        assert caught.value.message == "The file is larger than the limit of 10000 bytes."
     assert source.bytes_read == 10_001
     assert files_under(tmp_path) == []
 
@@ -179,13 +183,15 @@ def test_flipped_byte_fails_fixity_and_reading(tmp_path: Path) -> None:
     ok, problems = verify(store, staged)
 
     assert not ok
-    assert problems == [
-        f"blob {staged.address}: chunk 1 failed authentication "
-        "(corrupted, truncated, reordered, trailing data or wrong key)"
+    assert problems == [  # stored as PREMIS evidence: in English whatever the UI language
+        f"Blob {staged.address}: Chunk 1 failed authentication "
+        "(corrupted, truncated, reordered, trailing data or wrong key)."
     ]
-    with pytest.raises(IntegrityFailure, match=f"blob {staged.address}: chunk 1") as caught:
+    with pytest.raises(IntegrityFailure) as caught:
         read_all(store, staged)
     assert caught.value.details == {"address": staged.address, "chunk": 1}
+    assert caught.value.code == "chunk_unauthenticated"
+    assert caught.value.message.startswith(f"存储对象 {staged.address}：第 1 块认证失败")
 
 
 def test_truncated_blob_fails_fixity(tmp_path: Path) -> None:
@@ -198,7 +204,7 @@ def test_truncated_blob_fails_fixity(tmp_path: Path) -> None:
     ok, problems = verify(store, staged)
 
     assert not ok
-    assert "chunk 0 failed authentication" in problems[0]
+    assert "Chunk 0 failed authentication" in problems[0]
 
 
 def test_missing_blob_fails_fixity_without_raising(tmp_path: Path) -> None:
@@ -242,7 +248,7 @@ def test_unknown_master_key_fails_fixity_without_raising(tmp_path: Path) -> None
     )
 
     assert not result.ok
-    assert "master key 'k7' is not in the key ring" in result.problems[0]
+    assert "The master key k7 is not in the key ring" in result.problems[0]
     assert (result.sha256, result.sm3, result.size) == (None, None, None)
 
 

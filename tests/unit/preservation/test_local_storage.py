@@ -118,9 +118,9 @@ def test_dropped_staged_write_removes_its_file(tmp_path: Path) -> None:
 def test_addresses_that_are_not_64_lowercase_hex_are_refused(tmp_path: Path, address: str) -> None:
     storage = LocalStorage(tmp_path)
 
-    with pytest.raises(ValidationError, match="invalid blob address") as caught:
+    with pytest.raises(ValidationError) as caught:
         storage.exists(address)
-    assert caught.value.field == "address"
+    assert caught.value.field == "address" and caught.value.code == "bad_address"
     with pytest.raises(ValidationError), storage.stage() as staged:
         staged.commit(address)
 

@@ -1,6 +1,7 @@
 """Pure duty logic: periods, due dates, obligation status, completeness and reminder stages.
 
-No Django import: everything here is plain dates and values so it is unit-tested directly.
+No Django model or database: everything here is plain dates and values so it is unit-tested directly
+(messages are lazy catalog entries).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from medarchive.core.errors import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from medarchive.core.errors import Collector, ValidationError
 
 
 class Kind(StrEnum):
@@ -93,15 +96,30 @@ def parse_period(text: str) -> tuple[dt.date, dt.date]:
     match = _LABEL.match(text.strip())
     if match is None:
         raise ValidationError(
-            f"period {text!r} is not YYYY-MM, YYYY-Qn or YYYY (e.g. 2025-03, 2025-Q1, 2025)", field="period"
+            _("The period %(period)s is not of the form YYYY-MM, YYYY-Qn or YYYY (e.g. 2025-03, 2025-Q1, 2025)."),
+            code="bad_period",
+            field="period",
+            period=text,
         )
     year = int(match["year"])
     if not 1900 <= year <= 2999:
-        raise ValidationError(f"period {text!r}: year {year} is out of range", field="period")
+        raise ValidationError(
+            _("The period %(period)s: the year %(year)s is out of range."),
+            code="bad_period",
+            field="period",
+            period=text,
+            year=year,
+        )
     if match["month"]:
         month = int(match["month"])
         if not 1 <= month <= 12:
-            raise ValidationError(f"period {text!r}: month {month} does not exist", field="period")
+            raise ValidationError(
+                _("The period %(period)s: there is no month %(month)s."),
+                code="bad_period",
+                field="period",
+                period=text,
+                month=month,
+            )
         start = dt.date(year, month, 1)
         return start, period_end(Period.MONTH, start)
     if match["quarter"]:
@@ -240,68 +258,130 @@ class RuleSpec:
 
 
 def check_spec(spec: RuleSpec) -> None:
-    """Raise a ValidationError naming the first problem with a rule's shape."""
+    """Raise naming every problem with a rule's shape at once (`Problems`; one alone as itself)."""
+    problems = Collector()
     name = spec.name.strip()
     if not name:
-        raise ValidationError("a duty rule needs a name", field="name")
-    if len(name) > 100:
-        raise ValidationError("a rule name has at most 100 characters", field="name")
+        problems.add(ValidationError(_("A duty rule needs a name."), code="required", field="name"))
+    elif len(name) > 100:
+        problems.add(
+            ValidationError(
+                _("A rule name has at most %(limit)s characters."), code="too_long", field="name", limit=100
+            )
+        )
+    kind = None
     try:
         kind = Kind(spec.kind)
     except ValueError:
-        raise ValidationError(
-            f"unknown rule kind {spec.kind!r}; use one of {', '.join(k.value for k in Kind)}", field="kind"
-        ) from None
+        problems.add(
+            ValidationError(
+                _("Unknown rule kind %(value)s; use one of %(choices)s."),
+                code="invalid_choice",
+                field="kind",
+                value=spec.kind,
+                choices=[k.value for k in Kind],
+            )
+        )
     if not spec.expected_class.strip():
-        raise ValidationError("name the class of the records owed (e.g. BA-ZY)", field="expected_class")
+        problems.add(
+            ValidationError(
+                _("Name the class of the records owed (e.g. BA-ZY)."), code="required", field="expected_class"
+            )
+        )
     if not 0 <= spec.remind_days <= MAX_REMIND_DAYS:
-        raise ValidationError(f"remind_days must be between 0 and {MAX_REMIND_DAYS}", field="remind_days")
+        problems.add(
+            ValidationError(
+                _("The reminder must come 0 to %(limit)s days before the due date."),
+                code="out_of_range",
+                field="remind_days",
+                limit=MAX_REMIND_DAYS,
+            )
+        )
     if kind in (Kind.EVENT, Kind.RECORD):
-        _check_linked(spec, kind)
+        _check_linked(spec, kind, problems)
     if kind is Kind.PERIODIC:
-        _check_periodic(spec)
+        _check_periodic(spec, problems)
+    problems.raise_if_any()
 
 
-def _check_linked(spec: RuleSpec, kind: Kind) -> None:
-    _check_due_days(spec.due_days)
+def _check_linked(spec: RuleSpec, kind: Kind, problems: Collector) -> None:
+    if not 1 <= spec.due_days <= MAX_DUE_DAYS:
+        problems.add(
+            ValidationError(
+                _("A duty is due 1 to %(limit)s days after its trigger, not %(value)s."),
+                code="out_of_range",
+                field="due_days",
+                limit=MAX_DUE_DAYS,
+                value=spec.due_days,
+            )
+        )
     if not METADATA_KEY.match(spec.match_key):
-        raise ValidationError(
-            f"match_key {spec.match_key!r} must be a metadata key such as visit_number or contract_no",
-            field="match_key",
+        problems.add(
+            ValidationError(
+                _("The match key %(value)s must be a metadata key such as visit_number or contract_no."),
+                code="bad_metadata_key",
+                field="match_key",
+                value=spec.match_key,
+            )
         )
     if kind is Kind.EVENT and not EVENT_NAME.match(spec.event_kind):
-        raise ValidationError(
-            f"event_kind {spec.event_kind!r} must be a short lower-case name such as discharge", field="event_kind"
+        problems.add(
+            ValidationError(
+                _("The event kind %(value)s must be a short lower-case name such as discharge."),
+                code="bad_event_kind",
+                field="event_kind",
+                value=spec.event_kind,
+            )
         )
     if kind is Kind.RECORD:
         if not spec.trigger_class.strip():
-            raise ValidationError("a record rule names the class of the triggering record", field="trigger_class")
+            problems.add(
+                ValidationError(
+                    _("A record rule names the class of the triggering record."),
+                    code="required",
+                    field="trigger_class",
+                )
+            )
         for key, value in (spec.trigger_filter or {}).items():
             if not METADATA_KEY.match(str(key)) or isinstance(value, dict | list) or value is None:
-                raise ValidationError(
-                    f"trigger_filter entry {key!r}: keys are metadata names, values plain text or numbers",
-                    field="trigger_filter",
+                problems.add(
+                    ValidationError(
+                        _("Trigger filter entry %(key)s: keys are metadata names, values plain text or numbers."),
+                        code="bad_trigger_filter",
+                        field="trigger_filter",
+                        key=str(key),
+                    )
                 )
 
 
-def _check_periodic(spec: RuleSpec) -> None:
+def _check_periodic(spec: RuleSpec, problems: Collector) -> None:
     try:
         Period(spec.period)
     except ValueError:
-        raise ValidationError(
-            f"unknown period {spec.period!r}; use one of {', '.join(p.value for p in Period)}", field="period"
-        ) from None
+        problems.add(
+            ValidationError(
+                _("Unknown period %(value)s; use one of %(choices)s."),
+                code="invalid_choice",
+                field="period",
+                value=spec.period,
+                choices=[p.value for p in Period],
+            )
+        )
     if not 1 <= spec.due_day <= 28:
-        raise ValidationError(
-            f"due_day {spec.due_day} must be a day 1–28 of the month after the period", field="due_day"
+        problems.add(
+            ValidationError(
+                _("The due day %(value)s must be a day 1–28 of the month after the period."),
+                code="out_of_range",
+                field="due_day",
+                value=spec.due_day,
+            )
         )
     if not 1 <= spec.min_count <= MAX_COUNT:
-        raise ValidationError(f"min_count must be between 1 and {MAX_COUNT}", field="min_count")
-
-
-def _check_due_days(days: int) -> None:
-    if not 1 <= days <= MAX_DUE_DAYS:
-        raise ValidationError(
-            f"due_days {days} makes no sense: a duty is due 1 to {MAX_DUE_DAYS} days after its trigger",
-            field="due_days",
+        problems.add(
+            ValidationError(
+                _("The minimum count must be between 1 and %(limit)s."),
+                code="out_of_range",
+                field="min_count",
+                limit=MAX_COUNT,
+            )
         )

@@ -19,14 +19,16 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from medarchive.archiving.models import ArchiveClass, Record, RecordState
 from medarchive.capture.duties import rules
 from medarchive.capture.duties.models import DutyRule, Obligation
 from medarchive.capture.duties.rules import Kind, Period, RuleSpec
 from medarchive.core import clock
-from medarchive.core.errors import Conflict, NotAuthenticated, NotFound, PermissionDenied, ValidationError
+from medarchive.core.errors import Collector, Conflict, NotAuthenticated, NotFound, PermissionDenied, ValidationError
 from medarchive.core.models import Department
+from medarchive.core.services import known_department
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import can, require
@@ -74,18 +76,20 @@ def classes_under(code: str, parents: dict[str, str | None] | None = None) -> li
 
 
 def _department(code: str, *, field_name: str = "department") -> Department:
-    department = Department.objects.filter(code=code.strip(), active=True).first() if code.strip() else None
-    if department is None:
-        known = ", ".join(Department.objects.filter(active=True).values_list("code", flat=True))
-        raise ValidationError(f"unknown department {code!r}; active departments: {known or 'none'}", field=field_name)
-    return department
+    return known_department(code, field=field_name)
 
 
 def _known_class(code: str, field_name: str) -> str:
     code = code.strip()
     if not ArchiveClass.objects.filter(scheme__active=True, code=code).exists():
-        known = ", ".join(ArchiveClass.objects.filter(scheme__active=True).values_list("code", flat=True))
-        raise ValidationError(f"unknown class {code!r}; the active scheme has {known or 'none'}", field=field_name)
+        known = list(ArchiveClass.objects.filter(scheme__active=True).values_list("code", flat=True))
+        raise ValidationError(
+            _("The class %(class_code)s does not exist; the active scheme has %(known)s."),
+            code="unknown_class",
+            field=field_name,
+            class_code=code,
+            known=known,
+        )
     return code
 
 
@@ -120,10 +124,12 @@ def may_read_label(actor: User, department_id: Any) -> bool:
 
 def _require_view(actor: User, department: Department) -> None:
     if not actor or not actor.is_authenticated or not actor.is_active:
-        raise NotAuthenticated("authentication required")
+        raise NotAuthenticated(_("Please log in first."), code="not_authenticated")
     if not may_view(actor, department.pk):
         raise PermissionDenied(
-            f"{actor.username} ({actor.role}) may not see the duties of department {department.code}",
+            _("You may not see the duties of department %(department)s."),
+            code="permission_denied",
+            department=department.code,
             action=Action.DUTY_MANAGE.value,
             object_id=department.code,
             actor_id=actor.pk,
@@ -151,17 +157,32 @@ def record_event(
     other department owes something under this key is never revealed to the caller, and one
     department's event can never take over another's obligation."""
     kind = (kind or "").strip()
-    if not rules.EVENT_NAME.match(kind):
-        raise ValidationError(f"event kind {kind!r} must be a short lower-case name such as discharge", field="kind")
     department = _department(department_code)
     require(actor, Action.RECORD_SUBMIT, department_id=department.pk)
+    problems = Collector()
+    if not rules.EVENT_NAME.match(kind):
+        problems.add(
+            ValidationError(
+                _("The event kind %(value)s must be a short lower-case name such as discharge."),
+                code="bad_event_kind",
+                field="kind",
+                value=kind,
+            )
+        )
     subject_key = (subject_key or "").strip()
     if not subject_key or len(subject_key) > 100 or not subject_key.isprintable():
-        raise ValidationError(
-            "subject_key (e.g. the visit number) must be 1–100 printable characters", field="subject_key"
+        problems.add(
+            ValidationError(
+                _("The subject key (e.g. the visit number) must be 1–100 printable characters."),
+                code="bad_subject_key",
+                field="subject_key",
+            )
         )
     if not isinstance(occurred_at, dt.datetime):
-        raise ValidationError("occurred_at must be a date and time", field="occurred_at")
+        problems.add(
+            ValidationError(_("The event time must be a date and time."), code="bad_datetime", field="occurred_at")
+        )
+    problems.raise_if_any()
     day = _local_date(occurred_at)
     matching = DutyRule.objects.filter(active=True, kind=Kind.EVENT, event_kind=kind).filter(
         Q(department__isnull=True) | Q(department=department)
@@ -481,14 +502,33 @@ def _spec_of(rule: DutyRule) -> RuleSpec:
 
 
 def _apply(rule: DutyRule, spec: RuleSpec) -> None:
-    rules.check_spec(spec)
+    """Check the rule as a whole, every problem at once (shape, classes, department, name), then set it."""
+    problems = Collector()
+    with problems.check():
+        rules.check_spec(spec)
+    found: dict[str, Any] = {"department": None, "trigger_class": ""}
+    if spec.expected_class.strip():
+        with problems.check():
+            found["expected_class"] = _known_class(spec.expected_class, "expected_class")
+    if spec.department.strip():
+        with problems.check():
+            found["department"] = _department(spec.department)
+    if spec.kind == Kind.RECORD and spec.trigger_class.strip():
+        with problems.check():
+            found["trigger_class"] = _known_class(spec.trigger_class, "trigger_class")
+    if spec.name.strip():
+        try:
+            _name_free(spec.name, rule.pk)
+        except Conflict as exc:
+            problems.add(exc)
+    problems.raise_if_any()
     kind = Kind(spec.kind)
     rule.name = spec.name.strip()
     rule.kind = kind
-    rule.expected_class = _known_class(spec.expected_class, "expected_class")
-    rule.department = _department(spec.department) if spec.department.strip() else None
+    rule.expected_class = found["expected_class"]
+    rule.department = found["department"]
     rule.event_kind = spec.event_kind.strip() if kind is Kind.EVENT else ""
-    rule.trigger_class = _known_class(spec.trigger_class, "trigger_class") if kind is Kind.RECORD else ""
+    rule.trigger_class = found["trigger_class"] if kind is Kind.RECORD else ""
     rule.trigger_filter = dict(spec.trigger_filter or {}) if kind is Kind.RECORD else {}
     rule.match_key = spec.match_key if kind is not Kind.PERIODIC else ""
     rule.due_days = spec.due_days if kind is not Kind.PERIODIC else 0
@@ -501,20 +541,29 @@ def _apply(rule: DutyRule, spec: RuleSpec) -> None:
 
 def _name_free(name: str, rule_pk: Any = None) -> None:
     if DutyRule.objects.filter(name=name.strip()).exclude(pk=rule_pk).exists():
-        raise Conflict(f"a duty rule named {name.strip()!r} already exists; choose another name", field="name")
+        raise Conflict(
+            _("A duty rule named %(name)s already exists; choose another name."),
+            code="rule_exists",
+            field="name",
+            name=name.strip(),
+        )
 
 
 def add_rule(spec: RuleSpec, *, actor: User) -> DutyRule:
     require(actor, Action.DUTY_MANAGE)
     rule = DutyRule(created_by=actor)
     _apply(rule, spec)
-    _name_free(rule.name)
     try:
         with transaction.atomic():
             rule.save()
             _audit_rule(rule, "add", actor)
     except IntegrityError:
-        raise Conflict(f"a duty rule named {rule.name!r} already exists", field="name") from None
+        raise Conflict(
+            _("A duty rule named %(name)s already exists; choose another name."),
+            code="rule_exists",
+            field="name",
+            name=rule.name,
+        ) from None
     return rule
 
 
@@ -523,7 +572,12 @@ def get_rule(ref: Any) -> DutyRule:
     rule = DutyRule.objects.filter(pk=int(text)).first() if text.isascii() and text.isdigit() else None
     rule = rule or DutyRule.objects.filter(name=text).first()
     if rule is None:
-        raise NotFound(f"no duty rule {text!r} (give its id or exact name)", field="rule")
+        raise NotFound(
+            _("There is no duty rule %(rule)s (give its id or its exact name)."),
+            code="rule_not_found",
+            field="rule",
+            rule=text,
+        )
     return rule
 
 
@@ -532,7 +586,12 @@ def update_rule(ref: Any, changes: dict[str, Any], *, actor: User) -> DutyRule:
     require(actor, Action.DUTY_MANAGE)
     unknown = set(changes) - set(_RULE_FIELDS) - {"active"}
     if unknown:
-        raise ValidationError(f"unknown rule fields: {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+        raise ValidationError(
+            _("A duty rule has no items named %(fields)s."),
+            code="unknown_field",
+            field=sorted(unknown)[0],
+            fields=sorted(unknown),
+        )
     with transaction.atomic():
         rule = DutyRule.objects.select_for_update().get(pk=get_rule(ref).pk)
         fields = {k: v for k, v in changes.items() if k != "active" and v is not None}
@@ -542,7 +601,6 @@ def update_rule(ref: Any, changes: dict[str, Any], *, actor: User) -> DutyRule:
         _apply(rule, spec)
         if "active" in changes and changes["active"] is not None:
             rule.active = bool(changes["active"])
-        _name_free(rule.name, rule.pk)
         rule.save()
         _audit_rule(rule, "update", actor, fields=sorted(changes))
     return rule
@@ -554,8 +612,11 @@ def remove_rule(ref: Any, *, actor: User) -> None:
     rule = get_rule(ref)
     if rule.obligations.exists():
         raise Conflict(
-            f"duty rule {rule.name!r} has {rule.obligations.count()} obligations on record; deactivate it instead",
+            _("The duty rule %(rule)s has %(count)s obligations on record; deactivate it instead."),
+            code="rule_in_use",
             field="rule",
+            rule=rule.name,
+            count=rule.obligations.count(),
         )
     with transaction.atomic():
         _audit_rule(rule, "remove", actor)
@@ -671,7 +732,7 @@ def completeness(
     counted in [start, end)."""
     today = today or clock.today()
     if end <= start:
-        raise ValidationError("the period ends before it starts", field="period")
+        raise ValidationError(_("The period ends before it starts."), code="bad_period", field="period")
     if department_code:
         department = _department(department_code)
         _require_view(actor, department)
@@ -766,7 +827,11 @@ def list_obligations(
             wanted = rules.Status(status)
         except ValueError:
             raise ValidationError(
-                f"unknown status {status!r}; use one of {', '.join(s.value for s in rules.Status)}", field="status"
+                _("Unknown status %(value)s; use one of %(choices)s."),
+                code="invalid_choice",
+                field="status",
+                value=status,
+                choices=[s.value for s in rules.Status],
             ) from None
     show_label = may_read_label(actor, department.pk)
     found = (

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self
 
+from django.utils.translation import gettext_lazy as _
+
 from medarchive.core.errors import NotFound, ValidationError
 
 ADDRESS_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -25,8 +27,17 @@ def check_address(address: str) -> str:
     """Reject anything but 64 lowercase hex characters (also blocks path tricks)."""
     if not isinstance(address, str) or not ADDRESS_PATTERN.fullmatch(address):
         shown = repr(address)[:80]
-        raise ValidationError(f"invalid blob address {shown}: expected 64 lowercase hex characters", field="address")
+        raise ValidationError(
+            _("The blob address %(address)s is not valid: an address is 64 lowercase hex characters."),
+            code="bad_address",
+            field="address",
+            address=shown,
+        )
     return address
+
+
+def blob_not_found(address: str) -> NotFound:
+    return NotFound(_("The blob %(address)s is not in the store."), code="blob_not_found", address=address)
 
 
 class StagedWrite(Protocol):

@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from medarchive.core.errors import NotFound
 from medarchive.preservation.storage.base import (
     ADDRESS_PATTERN,
     DEFAULT_STAGING_MAX_AGE,
     BaseStagedWrite,
     StorageBase,
+    blob_not_found,
     check_address,
 )
 
@@ -65,7 +65,7 @@ class LocalStorage(StorageBase):
         try:
             return self.path_for(address).open("rb")
         except FileNotFoundError:
-            raise NotFound(f"blob {address} not found", address=address) from None
+            raise blob_not_found(address) from None
 
     def exists(self, address: str) -> bool:
         return self.path_for(address).is_file()
@@ -75,14 +75,14 @@ class LocalStorage(StorageBase):
         try:
             path.unlink()
         except FileNotFoundError:
-            raise NotFound(f"blob {address} not found", address=address) from None
+            raise blob_not_found(address) from None
         _fsync_dir(path.parent)
 
     def stored_size(self, address: str) -> int:
         try:
             return self.path_for(address).stat().st_size
         except FileNotFoundError:
-            raise NotFound(f"blob {address} not found", address=address) from None
+            raise blob_not_found(address) from None
 
     def addresses(self) -> Iterator[str]:
         """All stored addresses, in sorted order."""

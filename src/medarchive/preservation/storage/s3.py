@@ -31,6 +31,7 @@ from medarchive.preservation.storage.base import (
     DEFAULT_STAGING_MAX_AGE,
     BaseStagedWrite,
     StorageBase,
+    blob_not_found,
     check_address,
 )
 
@@ -140,7 +141,7 @@ class S3Storage(StorageBase):
 
     def _raise_not_found(self, error: ClientError, address: str) -> None:
         if _error_code(error) in _NOT_FOUND_CODES:
-            raise NotFound(f"blob {address} not found", address=address) from None
+            raise blob_not_found(address) from None
 
     def _add_if_none_match(self, params: dict[str, Any], **_: Any) -> None:
         key = params.get("Key", "")
