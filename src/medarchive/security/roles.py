@@ -40,6 +40,7 @@ class Action(StrEnum):
     RECORD_CONTENT_READ = "record:content:read"
     RECORD_PATIENT_READ = "record:patient:read"
     DEPARTMENT_MANAGE = "department:manage"
+    DEPARTMENT_MAP = "department:map"  # the aliases hospital systems name departments by
     USER_MANAGE = "user:manage"
     ROLE_ASSIGN = "user:role:assign"
     TOKEN_MANAGE = "token:manage"  # noqa: S105 - an action name, not a secret
@@ -112,7 +113,7 @@ SYSTEM_GRANTS: dict[Role, set[Action]] = {
     },
     Role.SECADMIN: {Action.ROLE_ASSIGN, Action.USER_MANAGE, Action.TOKEN_MANAGE},
     Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.FIXITY_VERIFY},
-    Role.ARCHIVIST: {Action.FIXITY_VERIFY, Action.DUTY_MANAGE},
+    Role.ARCHIVIST: {Action.FIXITY_VERIFY, Action.DUTY_MANAGE, Action.DEPARTMENT_MAP},
 }
 
 
