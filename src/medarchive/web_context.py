@@ -14,4 +14,4 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"perms_nav": {"review": can(user, Action.RECORD_REVIEW)}}
+    return {"perms_nav": {"review": can(user, Action.RECORD_REVIEW), "aliases": can(user, Action.DEPARTMENT_MAP)}}

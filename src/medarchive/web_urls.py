@@ -6,6 +6,7 @@ from django.views.i18n import set_language
 from medarchive.access import views as access_views
 from medarchive.archiving import views as archiving_views
 from medarchive.capture import views as capture_views
+from medarchive.core import views as core_views
 from medarchive.security import views as security_views
 
 urlpatterns = [
@@ -25,4 +26,7 @@ urlpatterns = [
     path("submissions/", capture_views.submission_list, name="submission-list"),
     path("submissions/<uuid:submission_id>/", capture_views.submission_detail, name="submission-detail"),
     path("duties/", include("medarchive.capture.duties.urls")),
+    path("departments/aliases/", core_views.alias_list, name="department-aliases"),
+    path("departments/aliases/<int:alias_id>/edit/", core_views.alias_edit, name="department-alias-edit"),
+    path("departments/aliases/<int:alias_id>/delete/", core_views.alias_delete, name="department-alias-delete"),
 ]

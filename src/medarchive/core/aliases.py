@@ -91,11 +91,8 @@ def _department(code: str) -> Department:
 def _checked(kind: str, system: str, key: str, department: str, note: str) -> tuple[Kind, str, str, Department]:
     """Everything wrong with an alias at once (a form shows each problem beside its field)."""
     collector = Collector()
-    with collector.check():
-        problem = codes.problem(kind, key, system)
-        if problem is not None:
-            field, reason = problem
-            raise ValidationError(_REASONS[reason], code=f"alias_{reason}", field=field, kind=kind)
+    for field, reason in codes.problems(kind, key, system):
+        collector.add(ValidationError(_REASONS[reason], code=f"alias_{reason}", field=field, kind=kind))
     target: Department | None = None
     with collector.check():
         target = _department(department)

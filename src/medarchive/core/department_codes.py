@@ -123,11 +123,11 @@ def describe(codes: Iterable[Code]) -> list[str]:
     return seen
 
 
-def problem(kind: Kind | str, key: str, system: str) -> tuple[str, str] | None:
-    """What is wrong with an alias (field, reason), or None. Reasons are English slugs the service
-    turns into catalog messages."""
+def problems(kind: Kind | str, key: str, system: str) -> list[tuple[str, str]]:
+    """What is wrong with an alias: (field, reason) pairs, the first per field. Reasons are English
+    slugs the service turns into catalog messages."""
     if kind not in ALIAS_KINDS:
-        return "kind", "unknown_kind"
+        return [("kind", "unknown_kind")] + ([] if normalise(Kind.OWN, key) else [("key", "required")])
     kind = Kind(kind)
     key, system = normalise(kind, key), normalise(kind, system)
     checks = [
@@ -139,7 +139,11 @@ def problem(kind: Kind | str, key: str, system: str) -> tuple[str, str] | None:
         (bool(system) and kind in WITHOUT_SYSTEM, "system", "not_allowed"),
         (not system and kind in (Kind.FHIR_ORGANIZATION, Kind.FHIR_PRACTICE_SETTING), "system", "required"),
     ]
-    return next(((field, reason) for failed, field, reason in checks if failed), None)
+    found: dict[str, str] = {}
+    for failed, field, reason in checks:
+        if failed:
+            found.setdefault(field, reason)
+    return list(found.items())
 
 
 def _has_control(text: str) -> bool:
