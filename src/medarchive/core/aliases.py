@@ -77,7 +77,9 @@ def resolve(seen: Sequence[Code]) -> Match:
 
 
 def _department(code: str) -> Department:
-    department = Department.objects.filter(code=(code or "").strip()).first()
+    if not (code or "").strip():
+        raise ValidationError(_REASONS["required"], code="alias_required", field="department")
+    department = Department.objects.filter(code=code.strip()).first()
     if department is None or not department.active:
         raise ValidationError(
             gettext_lazy("Unknown department %(department)s."),
