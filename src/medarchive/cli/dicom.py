@@ -129,7 +129,8 @@ def listen_dicom(
     )
     if settings.default_department is None and not settings.calling_departments:
         fail(
-            "say who may send: --calling-ae AE[=CODE] (repeatable) or --department CODE for any caller",
+            "say whose studies these are: --department CODE or --calling-ae AE=CODE "
+            "(or --calling-ae AE: departments from the mapped InstitutionName only)",
             code=2,
             field="--department",
         )
