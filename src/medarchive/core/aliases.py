@@ -16,6 +16,7 @@ from medarchive.core import department_codes as codes
 from medarchive.core.department_codes import Code, Kind, Match
 from medarchive.core.errors import Collector, Conflict, NotFound, ValidationError
 from medarchive.core.models import Department, DepartmentAlias
+from medarchive.core.services import active_department
 from medarchive.security import audit
 from medarchive.security.models import User
 from medarchive.security.permissions import require
@@ -53,7 +54,7 @@ class UnmappedDepartment(ValidationError):
 def resolve(seen: Sequence[Code]) -> Match:
     """The department of a message, from its codes in the connector's order of precedence.
 
-    One query for the aliases, one for the archive's own codes. Raises `UnmappedDepartment`
+    At most one query (the alias rows any of the codes could use). Raises `UnmappedDepartment`
     naming every code seen when none maps to an active department."""
     rows = codes.lookups(seen)
     found: dict[tuple[str, str, str], str] = {}
@@ -65,8 +66,9 @@ def resolve(seen: Sequence[Code]) -> Match:
             "kind", "system", "key", "department__code"
         ):
             found[(kind, system, key)] = department
-    own_keys = {c.key for c in seen if c.kind is Kind.OWN and c.key}
-    own = set(Department.objects.filter(code__in=own_keys, active=True).values_list("code", flat=True))
+    # The archive's own codes through the per-process reference cache; the alias rows are read fresh, so a
+    # sender told "ask the archivist to map it" succeeds on its very next try.
+    own = {c.key for c in seen if c.kind is Kind.OWN and c.key and active_department(c.key) is not None}
     match = codes.choose(seen, found, own)
     if match is None:
         raise UnmappedDepartment(seen)
