@@ -109,7 +109,7 @@ def _checked(kind: str, system: str, key: str, department: str, note: str) -> tu
     return kind_, codes.normalise(kind_, system), codes.normalise(kind_, key), target
 
 
-def _taken(kind: Kind, system: str, key: str, department: Department) -> Conflict:
+def _taken(kind: Kind, system: str, key: str) -> Conflict:
     return Conflict(
         gettext_lazy("%(key)s is already mapped for this source kind and code system."),
         code="alias_exists",
@@ -137,7 +137,7 @@ def add_alias(
     require(actor, Action.DEPARTMENT_MAP)
     kind_, system, key, target = _checked(kind, system, key, department, note.strip())
     if DepartmentAlias.objects.filter(kind=kind_, system=system, key=key).exists():
-        raise _taken(kind_, system, key, target)
+        raise _taken(kind_, system, key)
     try:
         with transaction.atomic():
             alias = DepartmentAlias.objects.create(
@@ -151,7 +151,7 @@ def add_alias(
                 details=_details(alias, op="add"),
             )
     except IntegrityError:  # another archivist added the same one just now
-        raise _taken(kind_, system, key, target) from None
+        raise _taken(kind_, system, key) from None
     return alias
 
 
@@ -189,7 +189,7 @@ def change_alias(alias_id: int | str, changes: dict[str, str], *, actor: User) -
     )
     clash = DepartmentAlias.objects.filter(kind=kind_, system=system, key=key).exclude(pk=alias.pk)
     if clash.exists():
-        raise _taken(kind_, system, key, target)
+        raise _taken(kind_, system, key)
     try:
         with transaction.atomic():
             alias.kind, alias.system, alias.key, alias.department = kind_.value, system, key, target
@@ -203,7 +203,7 @@ def change_alias(alias_id: int | str, changes: dict[str, str], *, actor: User) -
                 details=_details(alias, op="change", before=before),
             )
     except IntegrityError:
-        raise _taken(kind_, system, key, target) from None
+        raise _taken(kind_, system, key) from None
     return alias
 
 
