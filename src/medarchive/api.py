@@ -13,6 +13,7 @@ from medarchive.archiving import api as archiving_api  # noqa: F401
 from medarchive.capture import api as capture_api
 from medarchive.capture import submissions_api
 from medarchive.capture.duties.api import router as duties_router
+from medarchive.core.api import router as departments_router
 from medarchive.core.errors import MedarchiveError, PermissionDenied
 from medarchive.core.routers import records
 from medarchive.preservation.api import router as preservation_router
@@ -78,3 +79,4 @@ api.add_router("/review", capture_api.review_router)
 api.add_router("/duties", duties_router, tags=["duties"])
 api.add_router("/preservation", preservation_router, tags=["preservation"])
 api.add_router("/audit", security_router, tags=["security"])
+api.add_router("/departments", departments_router, tags=["departments"])

@@ -6,6 +6,7 @@ from django.views.i18n import set_language
 from medarchive.access import views as access_views
 from medarchive.archiving import views as archiving_views
 from medarchive.capture import views as capture_views
+from medarchive.core import alias_views
 from medarchive.core import views as core_views
 from medarchive.preservation import views as preservation_views
 from medarchive.security import admin_views, audit_views
@@ -47,4 +48,7 @@ urlpatterns = [
     path("audit/", audit_views.trail, name="audit-trail"),
     path("audit/verify/", audit_views.verify, name="audit-verify"),
     path("audit/export.csv", audit_views.export, name="audit-export"),
+    path("departments/aliases/", alias_views.alias_list, name="department-aliases"),
+    path("departments/aliases/<int:alias_id>/edit/", alias_views.alias_edit, name="department-alias-edit"),
+    path("departments/aliases/<int:alias_id>/delete/", alias_views.alias_delete, name="department-alias-delete"),
 ]

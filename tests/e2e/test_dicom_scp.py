@@ -189,7 +189,7 @@ def test_the_listener_refuses_to_start_without_a_clear_configuration(pacs: Cli) 
     for args, code, message in (
         ([], 2, "--department CODE or --calling-ae AE=CODE"),
         (["--department", "XX"], 2, "unknown department 'XX'"),
-        (["--calling-ae", "CT01"], 2, "--calling-ae expects AE=DEPARTMENT"),
+        (["--calling-ae", "CT01="], 2, "--calling-ae expects AE or AE=DEPARTMENT"),
         (["--department", "NK", "--ae-title", "A" * 17], 2, "is not an AE title"),
         (["--department", "NK", "--tls-cert", "/nonexistent.pem"], 2, "both --tls-cert and --tls-key"),
         (["--department", "NK", "--as", "officer"], 3, "officer may not create records for department NK"),

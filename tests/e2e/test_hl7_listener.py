@@ -104,7 +104,7 @@ def test_listener_archives_refuses_and_stops_cleanly(cli: Cli, listener: Listene
         assert code == "AA" and f"already received as {number.group(1)}" in text
         # AE: unknown department, naming the field
         code, control, text = msa(client.send_message(samples.mdm(PDF, control_id="BAD1", location="XX")))
-        assert (code, control) == ("AE", "BAD1") and "PV1-3.1 'XX'" in text
+        assert (code, control) == ("AE", "BAD1") and 'PV1-3.1 "XX"' in text
         # AE: missing PID-3, bad base64
         assert msa(client.send_message(samples.mdm(PDF, control_id="BAD2", patient_id="")))[0] == "AE"
         bad_doc = samples.mdm(PDF, control_id="BAD3", observations=["ED|X||^AP^PDF^Base64^@@@||||||F"])

@@ -26,7 +26,16 @@ from pynetdicom.sop_class import CTImageStorage, SecondaryCaptureImageStorage, V
 from medarchive.access.services import read_content
 from medarchive.archiving.models import Record
 from medarchive.capture.dicom import samples
-from medarchive.capture.dicom.scp import Gate, Origin, ScpSettings, Sink, StoreScp, account_gate, capture_as
+from medarchive.capture.dicom.scp import (
+    Gate,
+    Origin,
+    ScpSettings,
+    Sink,
+    StoreScp,
+    account_gate,
+    capture_as,
+    department_of,
+)
 from medarchive.capture.dicom.spool import Spool
 
 pytestmark = pytest.mark.django_db
@@ -79,6 +88,7 @@ class Scp:
             settings,
             sink=on_test_connection(self._receive),
             gate=on_test_connection(gate or account_gate(settings.username)),
+            resolver=on_test_connection(department_of),
             spool=self.spool,
             **options,
         )

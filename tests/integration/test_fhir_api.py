@@ -263,7 +263,12 @@ def test_a_notice_without_patient_takes_the_callers_department(client: Client, t
             "value",
             "DocumentReference.content[0].attachment.data",
         ),
-        (json.dumps(document(department="XX")).encode(), 422, "value", "DocumentReference.context.practiceSetting"),
+        (
+            json.dumps(document(department="XX")).encode(),
+            422,
+            "code-invalid",
+            "DocumentReference.context.practiceSetting",
+        ),
         (
             json.dumps(document(date="2999-01-01T00:00:00+08:00")).encode(),
             422,

@@ -57,7 +57,11 @@ def site(users: dict[str, Any], make_record: Callable[..., Any]) -> dict[str, An
     )
     token, _raw = create_token(users["interface"], actor=None, name="HIS")
     rule = DutyRule.objects.first()
+    from medarchive.core.aliases import add_alias
+
+    alias = add_alias("hl7-facility", "ZYY", "BGS", actor=users["archivist"])
     return {
+        "alias": alias,
         "record": record,
         "submission": outcome.submission,
         "token": token,
@@ -78,6 +82,7 @@ def _kwargs(name: str, route: str, site: dict[str, Any]) -> dict[str, Any]:
         "code": "BGS",
         "rule_id": site["rule"].pk if site["rule"] else 1,
         "op": "disable",
+        "alias_id": site["alias"].pk,
     }
     wanted = re.findall(r"<(?:\w+:)?(\w+)>", route)
     unknown = [w for w in wanted if w not in samples]

@@ -139,6 +139,9 @@ def token_revoke(
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    from medarchive.cli.aliases import alias_app
+
+    department_app.add_typer(alias_app, name="alias")
     app.add_typer(department_app, name="department")
     app.add_typer(user_app, name="user")
     app.add_typer(token_app, name="token")

@@ -54,9 +54,10 @@ def _calling_map(pairs: list[str], user: Any) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for pair in pairs:
         ae, sep, code = pair.partition("=")
-        if not sep or not code.strip():
-            fail(f"--calling-ae expects AE=DEPARTMENT, got {pair!r}", code=2, field="--calling-ae")
-        mapping[_ae_title(ae, "--calling-ae")] = _department(code.strip(), user, "--calling-ae")
+        if sep and not code.strip():
+            fail(f"--calling-ae expects AE or AE=DEPARTMENT, got {pair!r}", code=2, field="--calling-ae")
+        # AE alone: this caller's studies are filed by their InstitutionName through the department aliases only.
+        mapping[_ae_title(ae, "--calling-ae")] = _department(code.strip(), user, "--calling-ae") if sep else ""
     return mapping
 
 
@@ -98,7 +99,11 @@ def listen_dicom(
     ] = None,
     calling_ae: Annotated[
         list[str] | None,
-        typer.Option("--calling-ae", help="AE=DEPARTMENT: studies from calling AE title AE go to DEPARTMENT."),
+        typer.Option(
+            "--calling-ae",
+            help="AE=DEPARTMENT: accept calling AE title AE, its studies go to DEPARTMENT unless their InstitutionName "
+            "is mapped (medarchive department alias); AE alone: accept it, departments from the mapping only.",
+        ),
     ] = None,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate: speak DICOM over TLS.")] = None,
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
@@ -123,7 +128,12 @@ def listen_dicom(
         calling_departments=_calling_map(calling_ae or [], user),
     )
     if settings.default_department is None and not settings.calling_departments:
-        fail("say whose studies these are: --department CODE or --calling-ae AE=CODE", code=2, field="--department")
+        fail(
+            "say whose studies these are: --department CODE or --calling-ae AE=CODE "
+            "(or --calling-ae AE: departments from the mapped InstitutionName only)",
+            code=2,
+            field="--department",
+        )
     context = _tls(tls_cert, tls_key, tls_client_ca)
     _log_to_stderr()
     recover()  # what an earlier, killed listener left in staging
@@ -135,7 +145,7 @@ def listen_dicom(
         bound_host, bound_port = scp.start(host, port, ssl_context=context)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=1, field="--port")
-    callers = ", ".join(f"{ae}→{code}" for ae, code in sorted(settings.calling_departments.items()))
+    callers = ", ".join(f"{ae}→{code or 'mapped'}" for ae, code in sorted(settings.calling_departments.items()))
     sys.stdout.write(
         f"DICOM C-STORE SCP {settings.ae_title} listening on {bound_host}:{bound_port}"
         f"{' (TLS)' if context else ''}; callers: {callers or '-'}; others: {settings.default_department or 'refused'}"

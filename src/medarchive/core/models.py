@@ -62,3 +62,27 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DepartmentAlias(models.Model):
+    """A hospital system's name for a department: (kind, system, key) → Department.
+
+    Kinds and how keys are normalised: `core.department_codes` (keys are stored normalised,
+    so the unique constraint holds for what the resolver compares). The archivist keeps them.
+    """
+
+    kind = models.CharField(_("来源类型"), max_length=32)
+    system = models.CharField(_("代码系统"), max_length=200, blank=True, default="")
+    key = models.CharField(_("代码或名称"), max_length=200)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="aliases")
+    note = models.CharField(_("备注"), max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("部门代码映射")
+        ordering = ["kind", "system", "key"]
+        constraints = [models.UniqueConstraint(fields=["kind", "system", "key"], name="department_alias_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.system}|{self.key} → {self.department_id}"

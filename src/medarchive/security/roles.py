@@ -43,6 +43,7 @@ class Action(StrEnum):
     RECORD_CONTENT_READ = "record:content:read"
     RECORD_PATIENT_READ = "record:patient:read"
     DEPARTMENT_MANAGE = "department:manage"
+    DEPARTMENT_MAP = "department:map"  # the aliases hospital systems name departments by
     USER_MANAGE = "user:manage"
     ROLE_ASSIGN = "user:role:assign"
     ACCOUNT_UNLOCK = "user:unlock"
@@ -74,6 +75,7 @@ ACTION_LABELS: dict[Action, Promise] = {
     Action.USER_MANAGE: _("manage user accounts"),
     Action.ROLE_ASSIGN: _("assign roles"),
     Action.ACCOUNT_UNLOCK: _("unlock accounts"),
+    Action.DEPARTMENT_MAP: _("map hospital department codes"),
     Action.TOKEN_MANAGE: _("manage API tokens"),
     Action.DUTY_MANAGE: _("manage department duties"),
     Action.AUDIT_READ: _("read the audit log"),
@@ -147,7 +149,7 @@ SYSTEM_GRANTS: dict[Role, set[Action]] = {
     # (its role), its credentials and lockouts are the security administrator's.
     Role.SECADMIN: {Action.ROLE_ASSIGN, Action.ACCOUNT_UNLOCK, Action.TOKEN_MANAGE},
     Role.AUDITOR: {Action.AUDIT_READ, Action.AUDIT_VERIFY, Action.FIXITY_VERIFY},
-    Role.ARCHIVIST: {Action.FIXITY_VERIFY, Action.DUTY_MANAGE},
+    Role.ARCHIVIST: {Action.FIXITY_VERIFY, Action.DUTY_MANAGE, Action.DEPARTMENT_MAP},
 }
 
 

@@ -56,6 +56,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("returned-inbox", _("Returned"), _may(Action.RECORD_CREATE)),
     Entry("submission-list", _("Submissions"), _submits),
     Entry("duties-dashboard", _("Duties"), _reads_duties),
+    Entry("department-aliases", _("Department codes"), _may(Action.DEPARTMENT_MAP)),
     Entry(
         "system-accounts",
         _("Accounts"),

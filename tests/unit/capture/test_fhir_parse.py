@@ -238,6 +238,28 @@ def test_department_may_come_from_an_author_identifier() -> None:
     assert parse_doc(doc).department_code == ""  # the service falls back to the caller's department
 
 
+def test_department_codes_are_listed_own_first_then_practice_setting_then_custodian() -> None:
+    doc = document(
+        contained=[
+            {"resourceType": "Organization", "id": "o", "identifier": [{"system": "urn:oid:1.2", "value": "4401"}]}
+        ],
+        custodian={"reference": "#o", "identifier": {"system": "urn:oid:1.2", "value": "XH"}},
+    )
+    doc["context"]["practiceSetting"]["coding"].insert(0, {"system": "http://h/dept", "code": "0301"})
+    draft = parse_doc(doc)
+    assert draft.department_code == "NK"
+    assert [(c.kind.value, c.system, c.key) for c in draft.department_codes] == [
+        ("own", "urn:medarchive:department", "NK"),
+        ("fhir-practice-setting", "http://h/dept", "0301"),
+        ("fhir-organization", "urn:oid:1.2", "XH"),
+        ("fhir-organization", "urn:oid:1.2", "4401"),
+    ]
+    assert draft.department_codes[3].where == "DocumentReference.custodian.reference#o.identifier"
+    doc["custodian"] = {"reference": "#missing"}
+    issue = refused(doc).issues[0]
+    assert issue.expression == "DocumentReference.custodian.reference"
+
+
 def test_a_binary_reference_is_kept_for_the_service() -> None:
     doc = document()
     attachment(doc).pop("data")

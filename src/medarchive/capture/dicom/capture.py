@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +53,10 @@ def capture(
     source: str,
     source_system: str = "",
     submission_key: str | None = None,
+    department_of: Callable[[Study[IncomingFile]], str] | None = None,
 ) -> list[StudyOutcome]:
-    """Capture each study as one record whose files are its instances, byte for byte.
+    """Capture each study as one record whose files are its instances, byte for byte, filed under
+    `department_of(study)` when given (the SCP: from its InstitutionName), else `department_code`.
 
     A study whose key this account already used answers "replayed" before any file is read
     or encrypted again (a re-run import, a PACS resending)."""
@@ -73,7 +76,9 @@ def capture(
         today = clock.today()
         items = [
             Item(
-                description=study.description(department_code, today, source_system=source_system),
+                description=study.description(
+                    department_of(study) if department_of else department_code, today, source_system=source_system
+                ),
                 files=[member.payload for member in study.ordered()],
                 key=study.key,
                 label=f"StudyInstanceUID {study.uid}",

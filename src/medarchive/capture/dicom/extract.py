@@ -79,6 +79,8 @@ class Instance:
     other_date: str = ""  # series/acquisition/content date, when the study date is missing
     study_description: str = ""
     admission_id: str = ""
+    institution_name: str = ""  # (0008,0080)
+    department_name: str = ""  # (0008,1040) Institutional Department Name
     source_ae: str = ""  # (0002,0016) of the file meta: who wrote the file
 
     @property
@@ -157,6 +159,8 @@ def facts(ds: Dataset) -> Instance:
         ),
         study_description=_text(ds.get("StudyDescription")),
         admission_id=_text(ds.get("AdmissionID")),
+        institution_name=_text(ds.get("InstitutionName")),
+        department_name=_text(ds.get("InstitutionalDepartmentName")),
         source_ae=_text(meta.get("SourceApplicationEntityTitle")) if meta is not None else "",
     )
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.capture.dicom.extract import Instance
 from medarchive.capture.services import Description
+from medarchive.core.department_codes import Code, Kind
 
 T = TypeVar("T")
 
@@ -92,6 +93,12 @@ class Study(Generic[T]):
     def class_code(self) -> str:
         return INPATIENT if self.first("admission_id") else OUTPATIENT
 
+    def department_codes(self) -> list[Code]:
+        """The department codes of the study, by precedence (docs/capture/dicom.md): the
+        Institutional Department Name (under its Institution Name, then under any), then the
+        Institution Name, both through the archivist's `dicom-institution` aliases."""
+        return department_codes(self.first("institution_name"), self.first("department_name"))
+
     def metadata(self, source_system: str = "") -> dict[str, Any]:
         values: dict[str, Any] = {
             "patient_id": self.first("patient_id"),
@@ -120,6 +127,16 @@ class Study(Generic[T]):
             date=self.record_date(today),
             metadata=self.metadata(source_system),
         )
+
+
+def department_codes(institution: str, department: str) -> list[Code]:
+    kind = Kind.DICOM_INSTITUTION
+    codes = []
+    if department.strip():
+        codes.append(Code.of(kind, department, institution, "InstitutionalDepartmentName"))
+    if institution.strip():
+        codes.append(Code.of(kind, institution, "", "InstitutionName"))
+    return codes
 
 
 class Gatherer(Generic[T]):

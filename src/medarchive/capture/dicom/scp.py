@@ -24,6 +24,7 @@ must be ours.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -52,10 +53,18 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from medarchive.capture.dicom.capture import REJECTED, REPLAYED, StudyOutcome, capture
-from medarchive.capture.dicom.extract import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, DicomProblem, read_instance
-from medarchive.capture.dicom.group import Gatherer, Member, Study
+from medarchive.capture.dicom.extract import (
+    CANNOT_UNDERSTAND,
+    OUT_OF_RESOURCES,
+    DicomProblem,
+    Instance,
+    read_instance,
+)
+from medarchive.capture.dicom.group import Gatherer, Member, Study, department_codes
 from medarchive.capture.dicom.spool import AssociationSpool, Spool, Spooled, SpoolError
 from medarchive.capture.services import IncomingFile
+from medarchive.core import aliases
+from medarchive.core.aliases import UnmappedDepartment
 from medarchive.core.errors import MedarchiveError, PayloadTooLarge
 from medarchive.core.services import active_department
 from medarchive.security import context as audit_context
@@ -109,8 +118,12 @@ class Origin:
 # What to do with an association's studies when it ends (runs in that association's thread). It
 # raises when it cannot capture now: the studies then stay in the spool and are offered again.
 Sink = Callable[[list[Study[IncomingFile]], Origin], list[StudyOutcome]]
-# Why instances from this origin cannot be filed now (None: they can). Asked before answering Success.
+# Why instances from this origin cannot be filed now (None: they can). Asked before answering Success,
+# with the origin's department set to the instance's.
 Gate = Callable[[Origin], str | None]
+# The department an instance goes to: from its Institution (Department) Name through the archivist's
+# aliases, else the origin's department; raises `UnmappedDepartment` when there is none.
+Resolver = Callable[[str, str, Origin], str]
 
 
 class CaptureDeferred(Exception):
@@ -136,8 +149,9 @@ class _Pending:
     gatherer: Gatherer[Spooled] = field(default_factory=Gatherer)
     spool: AssociationSpool | None = None
     closed: bool = False
-    checked_at: float | None = None  # when the gate last answered, and what
-    refusal: str | None = None
+    checks: dict[str, tuple[float, str | None]] = field(default_factory=dict)  # department → when the gate said what
+    # (InstitutionName, InstitutionalDepartmentName) → when it was resolved, and to what department (or why not)
+    departments: dict[tuple[str, str], tuple[float, str | UnmappedDepartment]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def spool_for(self, begin: Callable[[], AssociationSpool]) -> AssociationSpool:
@@ -179,12 +193,14 @@ class StoreScp:
         *,
         sink: Sink | None = None,
         gate: Gate | None = None,
+        resolver: Resolver | None = None,
         spool: Spool | None = None,
         retry_seconds: tuple[float, float] = RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self._sink = sink or capture_as(settings.username)
         self._gate = gate or account_gate(settings.username)
+        self._resolver = resolver or department_of
         self.spool = spool or Spool.default()
         self._pending: dict[int, _Pending] = {}
         self._requested: set[int] = set()  # associations that got as far as an A-ASSOCIATE-RQ
@@ -310,14 +326,20 @@ class StoreScp:
         origin = pending.origin
         _audit_source(origin)
         try:
-            refusal = self._refusal(pending)
+            head, raw, instance = self._received(event, pending)
+            department = self._department(instance, pending)
+            refusal = self._refusal(pending, department)
             if refusal is not None:
                 return _failure(OUT_OF_RESOURCES, refusal)
-            member = self._spooled_member(event, pending)
+            spool = pending.spool_for(lambda: self.spool.begin(pending.origin.as_dict()))
+            member = Member(instance, spool.add([head, raw]))
             reason = pending.add(member)
             if reason is not None:
                 member.payload.discard()
                 raise StudyConflict(reason)
+        except UnmappedDepartment as exc:
+            log.warning("refused C-STORE from %s: %s", origin, unmapped_text(exc))
+            return _failure(OUT_OF_RESOURCES, UNMAPPED_COMMENT)
         except MedarchiveError as exc:
             log.warning("refused C-STORE from %s: %s", origin, exc.message)
             return _failure(_status(exc), exc.message)
@@ -326,13 +348,33 @@ class StoreScp:
             return _failure(OUT_OF_RESOURCES, "the archive could not store the instance")
         return SUCCESS
 
-    def _refusal(self, pending: _Pending) -> str | None:
-        """Why this association's instances cannot be filed now; asked again every RECHECK_SECONDS."""
+    def _department(self, instance: Instance, pending: _Pending) -> str:
+        """The instance's department (see `Resolver`); asked again every RECHECK_SECONDS per name."""
+        names = (instance.institution_name, instance.department_name)
         now = time.monotonic()
-        if pending.checked_at is not None and now - pending.checked_at < RECHECK_SECONDS:
-            return pending.refusal
+        known = pending.departments.get(names)
+        if known is None or now - known[0] >= RECHECK_SECONDS:
+            try:
+                known = (now, self._resolver(*names, pending.origin))
+            except UnmappedDepartment as exc:
+                known = (now, exc)
+            finally:
+                _close_thread_connection()
+            pending.departments[names] = known
+        if isinstance(known[1], UnmappedDepartment):
+            raise known[1]
+        return known[1]
+
+    def _refusal(self, pending: _Pending, department: str) -> str | None:
+        """Why this association's instances for `department` cannot be filed now; asked again every
+        RECHECK_SECONDS."""
+        now = time.monotonic()
+        checked = pending.checks.get(department)
+        if checked is not None and now - checked[0] < RECHECK_SECONDS:
+            return checked[1]
+        origin = dataclasses.replace(pending.origin, department=department)
         try:
-            refusal = self._gate(pending.origin)
+            refusal = self._gate(origin)
         except Exception:
             log.exception("cannot check the account for C-STOREs from %s", pending.origin)
             return "the archive cannot check its account now"
@@ -340,11 +382,12 @@ class StoreScp:
             _close_thread_connection()  # the association's thread holds no connection between checks
         if refusal is not None:
             log.error("refusing C-STOREs from %s: %s", pending.origin, refusal)
-        pending.checked_at, pending.refusal = now, refusal
+        pending.checks[department] = (now, refusal)
         return refusal
 
-    def _spooled_member(self, event: evt.Event, pending: _Pending) -> Member[Spooled]:
-        """The instance as a Part 10 file, checked and sealed into the spool (nothing in plaintext on disk)."""
+    def _received(self, event: evt.Event, pending: _Pending) -> tuple[bytes, bytes, Instance]:
+        """The instance as a Part 10 file (head, dataset as received), checked; sealed into the spool by
+        the caller (nothing in plaintext on disk)."""
         request = cast(C_STORE, event.request)
         dataset = request.DataSet
         raw = dataset.getvalue() if isinstance(dataset, io.BytesIO) else b""  # no copy: BytesIO hands its buffer
@@ -359,8 +402,7 @@ class StoreScp:
             raise DicomProblem("a DICOMDIR is not a storable instance")
         if instance.sop_instance_uid != str(request.AffectedSOPInstanceUID or ""):
             raise DicomProblem("SOPInstanceUID differs from the request's Affected SOP Instance UID")
-        spool = pending.spool_for(lambda: self.spool.begin(pending.origin.as_dict()))
-        return Member(instance, spool.add([head, raw]))
+        return head, raw, instance
 
     def _on_end(self, event: evt.Event) -> None:
         with self._lock:
@@ -493,6 +535,29 @@ def account_gate(username: str) -> Gate:
     return gate
 
 
+UNMAPPED_COMMENT = "no department mapped for its InstitutionName: ask the archivist"
+
+
+def department_of(institution: str, department: str, origin: Origin) -> str:
+    """The instance's Institution(al Department) Name through the aliases, else the calling AE
+    title's department (`--calling-ae`), else the listener's `--department`."""
+    seen = department_codes(institution, department)
+    try:
+        return aliases.resolve(seen).department
+    except UnmappedDepartment:
+        if origin.department:  # the gate then checks it is active and the account may file for it
+            return origin.department
+        raise
+
+
+def unmapped_text(exc: UnmappedDepartment) -> str:
+    seen = "; ".join(exc.details.get("codes", [])) or "no InstitutionName"
+    return (
+        f"no department is mapped to {seen}: an archivist maps it "
+        "(medarchive department alias add dicom-institution NAME DEPARTMENT [--system INSTITUTION])"
+    )
+
+
 def capture_as(username: str) -> Sink:
     """The sink that captures each study as a record, acting as the interface account `username`."""
 
@@ -503,10 +568,19 @@ def capture_as(username: str) -> Sink:
             raise CaptureDeferred(f"account {username!r} is not active: {len(studies)} studies from {origin}")
         # The same studies sent again on a later association land in the same submission.
         key = "dicom:association:" + hashlib.sha256("\n".join(sorted(s.key for s in studies)).encode()).hexdigest()
+        departments: dict[str, str] = {}
+        for study in studies:
+            try:
+                departments[study.uid] = department_of(
+                    study.first("institution_name"), study.first("department_name"), origin
+                )
+            except UnmappedDepartment as exc:  # its alias was removed since the C-STOREs were answered
+                raise CaptureDeferred(f"study {study.uid} from {origin}: {unmapped_text(exc)}") from None
         outcomes = capture(
             studies,
             actor=actor,
             department_code=origin.department,
+            department_of=lambda study: departments[study.uid],
             source=str(origin),
             source_system=origin.calling_ae,
             submission_key=key,

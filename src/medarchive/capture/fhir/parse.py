@@ -49,6 +49,7 @@ from medarchive.capture.fhir.outcome import (
     fhir_path,
 )
 from medarchive.capture.formats import HEAD_BYTES, identify
+from medarchive.core.department_codes import Code, Kind
 from medarchive.core.errors import ValidationError
 from medarchive.core.filenames import clean_filename
 
@@ -111,7 +112,7 @@ class AttachmentDraft:
 class DocumentDraft:
     expression: str  # "DocumentReference" or "Bundle.entry[2].resource"
     class_code: str
-    department_code: str  # "" when the resource names none
+    department_code: str  # the archive's own code, "" when the resource names none
     title: str
     date: dt.date
     responsible: str
@@ -120,6 +121,7 @@ class DocumentDraft:
     master_identifier: str  # "system|value", or "" when absent
     attachments: list[AttachmentDraft]
     source: str = ""  # meta.source
+    department_codes: list[Code] = field(default_factory=list)  # every department code, by precedence
     condition: str = ""  # a Bundle entry's request.ifNoneExist
     entry: int = -1  # its index in the transaction Bundle
 
@@ -426,7 +428,7 @@ def parse_document(
     if len(responsible) > 200:
         issues.append(Issue(VALUE, "the author names are longer than 200 characters", f"{expression}.author"))
     security = _security_level(model, expression, issues)
-    department = _department(model, expression, issues)
+    department, department_codes = _department(model, expression, issues)
     if issues:
         raise FhirError(422, issues)
     assert date is not None
@@ -434,6 +436,7 @@ def parse_document(
         expression=expression,
         class_code=class_code,
         department_code=department,
+        department_codes=department_codes,
         title=title[:500],
         date=date,
         responsible=responsible,
@@ -701,26 +704,67 @@ def _security_level(model: Any, expression: str, issues: list[Issue]) -> str:
     return (ours or mapped or ["内部"])[0]
 
 
-def _department(model: Any, expression: str, issues: list[Issue]) -> str:
-    codes: list[str] = []
+def _department(model: Any, expression: str, issues: list[Issue]) -> tuple[str, list[Code]]:
+    """The archive's own department code ("" when none), and every department code the document
+    carries in the order of precedence (docs/capture/fhir.md): own codes, then practiceSetting in
+    the hospital's code systems, then the custodian Organization's identifiers."""
+    own: list[str] = []
+    seen: list[Code] = []
+    mapped: list[Code] = []
     setting = model.context.practiceSetting if model.context is not None else None
+    where_setting = f"{expression}.context.practiceSetting"
     for coding in (setting.coding or []) if setting is not None else []:
-        if coding.system == vs.DEPARTMENT_SYSTEM and coding.code:
-            codes.append(str(coding.code))
+        if not coding.code:
+            continue
+        if coding.system == vs.DEPARTMENT_SYSTEM:
+            own.append(str(coding.code))
+            seen.append(Code.of(Kind.OWN, str(coding.code), vs.DEPARTMENT_SYSTEM, where_setting))
+        else:
+            mapped.append(
+                Code.of(Kind.FHIR_PRACTICE_SETTING, str(coding.code), str(coding.system or ""), where_setting)
+            )
     for author in model.author or []:
         ident = author.identifier
         if ident is not None and ident.system == vs.DEPARTMENT_SYSTEM and ident.value:
-            codes.append(str(ident.value))
-    if len(set(codes)) > 1:
+            own.append(str(ident.value))
+            seen.append(Code.of(Kind.OWN, str(ident.value), vs.DEPARTMENT_SYSTEM, f"{expression}.author.identifier"))
+    for ident, where in _custodian_identifiers(model, expression, issues):
+        if ident.system == vs.DEPARTMENT_SYSTEM:
+            own.append(str(ident.value))
+            seen.append(Code.of(Kind.OWN, str(ident.value), vs.DEPARTMENT_SYSTEM, where))
+        else:
+            mapped.append(Code.of(Kind.FHIR_ORGANIZATION, str(ident.value), str(ident.system or ""), where))
+    if len(set(own)) > 1:
         issues.append(
             Issue(
                 CONFLICT,
-                f"the document names several departments: {', '.join(sorted(set(codes)))}",
-                f"{expression}.context.practiceSetting",
+                f"the document names several departments: {', '.join(sorted(set(own)))}",
+                where_setting,
             )
         )
-        return ""
-    return codes[0] if codes else ""
+        return "", []
+    return (own[0] if own else ""), seen + mapped
+
+
+def _custodian_identifiers(model: Any, expression: str, issues: list[Issue]) -> list[tuple[Any, str]]:
+    """custodian.identifier, or the identifiers of the contained Organization it references."""
+    custodian = model.custodian
+    if custodian is None:
+        return []
+    where = f"{expression}.custodian"
+    found = []
+    if custodian.identifier is not None and custodian.identifier.value:
+        found.append((custodian.identifier, f"{where}.identifier"))
+    ref = custodian.reference or ""
+    if ref.startswith("#"):
+        org = next((r for r in model.contained or [] if getattr(r, "id", None) == ref[1:]), None)
+        if org is None or org.get_resource_type() != "Organization":
+            issues.append(
+                Issue(INVALID, f"custodian.reference {ref} names no contained Organization", f"{where}.reference")
+            )
+            return found
+        found += [(i, f"{where}.reference{ref}.identifier") for i in org.identifier or [] if i.value]
+    return found
 
 
 # --- Binary ------------------------------------------------------------------------------------

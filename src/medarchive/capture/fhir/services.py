@@ -35,6 +35,7 @@ from medarchive.capture.fhir import parse
 from medarchive.capture.fhir.models import AttachmentDigest, PendingBinary
 from medarchive.capture.fhir.outcome import (
     BUSINESS_RULE,
+    CODE_INVALID,
     DUPLICATE,
     INVALID,
     REQUIRED,
@@ -48,9 +49,10 @@ from medarchive.capture.formats import ContentSample, identify
 from medarchive.capture.intake import Item, ItemOutcome, receive
 from medarchive.capture.models import Channel, Intake
 from medarchive.capture.services import Description, IncomingFile, prestage
-from medarchive.core import clock
+from medarchive.core import aliases, clock
 from medarchive.core.errors import Conflict, IntegrityFailure, MedarchiveError, NotFound, ValidationError
 from medarchive.core.ids import parse_uuid
+from medarchive.core.models import Department
 from medarchive.core.services import active_department
 from medarchive.preservation import services as preservation
 from medarchive.preservation.blobstore import StagedBlob
@@ -353,18 +355,7 @@ def _plan(draft: parse.DocumentDraft, key: str | None, *, actor: User) -> Planne
         active_class(draft.class_code)
     except ValidationError as exc:
         issues.append(Issue(VALUE, exc.message, f"{base}.category"))
-    code = draft.department_code or (actor.department.code if actor.department_id and actor.department else "")
-    department = active_department(code) if code else None
-    if not code:
-        issues.append(
-            Issue(
-                REQUIRED,
-                "name the department in context.practiceSetting (system urn:medarchive:department)",
-                f"{base}.context.practiceSetting",
-            )
-        )
-    elif department is None:
-        issues.append(Issue(VALUE, f"unknown department {code!r}", f"{base}.context.practiceSetting"))
+    department = _department_of(draft, actor, issues)
     if draft.date.year < 1900 or draft.date > clock.today() + dt.timedelta(days=1):
         issues.append(Issue(BUSINESS_RULE, f"date {draft.date.isoformat()} is not plausible", f"{base}.date"))
     try:
@@ -404,6 +395,44 @@ def _plan(draft: parse.DocumentDraft, key: str | None, *, actor: User) -> Planne
     )
     label = f"{base} {draft.master_identifier}".strip()[:200]
     return Planned(draft, Item(description=desc, files=files, key=key, label=label), sha1s, binaries)
+
+
+def _department_of(draft: parse.DocumentDraft, actor: User, issues: list[Issue]) -> Department | None:
+    """The department the document names (own code, or a hospital code through the archivist's
+    aliases), else the caller's own; an issue listing every code seen when none maps."""
+    where = f"{draft.expression}.context.practiceSetting"
+    seen = draft.department_codes
+    if not seen and actor.department_id and actor.department:
+        seen = [aliases.own(actor.department.code, "the caller's department")]
+    if not seen:
+        issues.append(
+            Issue(
+                REQUIRED,
+                "name the department: context.practiceSetting (system urn:medarchive:department, or a code of "
+                "the hospital's code system that an archivist has mapped) or custodian (an Organization identifier)",
+                where,
+            )
+        )
+        return None
+    try:
+        match = aliases.resolve(seen)
+    except aliases.UnmappedDepartment as exc:
+        issues.append(Issue(CODE_INVALID, unmapped_text(exc), where))
+        return None
+    department = active_department(match.department)
+    if department is None:  # deactivated between the two queries
+        issues.append(Issue(VALUE, f"department {match.department} is not active", where))
+    return department
+
+
+def unmapped_text(exc: aliases.UnmappedDepartment) -> str:
+    """The diagnostics of a refused department: every code seen, and what to do (protocol text: English)."""
+    seen = "; ".join(exc.details.get("codes", [])) or "none"
+    return (
+        f"no department of the archive is mapped to the codes this document carries: {seen}. "
+        "Use urn:medarchive:department codes, or ask the archive's archivist to map these codes "
+        "(web: Department codes; CLI: medarchive department alias add KIND KEY DEPARTMENT --system SYSTEM)"
+    )
 
 
 def _stage(plans: list[Planned]) -> None:

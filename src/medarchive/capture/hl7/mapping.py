@@ -16,7 +16,8 @@ from medarchive.capture.hl7.errors import Location, error
 from medarchive.capture.hl7.parse import Message
 from medarchive.capture.intake import Item
 from medarchive.capture.services import Description, IncomingFile
-from medarchive.core.services import active_department
+from medarchive.core import aliases
+from medarchive.core.department_codes import Code, Kind
 
 # PV1-2 patient class → archive class of the record a document or report becomes.
 CLASS_BY_PATIENT_CLASS = {"I": "BA-ZY"}
@@ -61,30 +62,41 @@ def idempotency_key(message: Message) -> str:
     return f"hl7:{h.sending_application}:{h.control_id}"
 
 
-def department_code(message: Message) -> str:
-    """PV1-3.1 (point of care) when it is a department code, else PV1-10 (hospital service)."""
+def department_codes(message: Message) -> list[Code]:
+    """The department codes a message carries, in the order of precedence (docs/capture/hl7.md):
+    PV1-3.1 through the archivist's aliases (under its PV1-3.4 facility, then under any), PV1-3.1
+    and PV1-10 as the archive's own codes, then MSH-4 through the aliases."""
     visit = message.visit
-    candidates = [
-        (value, where)
-        for value, where in (
-            (visit.location if visit else "", Location("PV1", 3, 1)),
-            (visit.service if visit else "", Location("PV1", 10)),
-        )
-        if value
+    location = visit.location if visit else ""
+    values = [
+        (Kind.HL7_LOCATION, location, visit.facility if visit else "", "PV1-3.1"),
+        (Kind.OWN, location, "", "PV1-3.1"),
+        (Kind.OWN, visit.service if visit else "", "", "PV1-10"),
+        (Kind.HL7_FACILITY, message.header.sending_facility, "", "MSH-4"),
     ]
-    if not candidates:
-        raise error(
-            "department missing: PV1-3.1 (point of care) and PV1-10 (hospital service) are both empty",
-            location=Location("PV1", 10),
-            code=101,
+    return aliases.codes_of(values)
+
+
+def department_code(message: Message) -> str:
+    """The department of a message (see `department_codes`); AE naming every code seen otherwise."""
+    seen = department_codes(message)
+    try:
+        return aliases.resolve(seen).department
+    except aliases.UnmappedDepartment as exc:
+        named = "; ".join(exc.details.get("codes", []))
+        how = (
+            "use the archive's department codes or ask its archivist to map these "
+            "(medarchive department alias add hl7-location|hl7-facility KEY DEPARTMENT)"
         )
-    for value, _ in candidates:
-        if active_department(value) is not None:
-            return value
-    named = " and ".join(f"{where} {value!r}" for value, where in candidates)
-    raise error(
-        f"unknown department: {named} is not a department code of this archive", location=candidates[0][1], code=103
-    )
+        if not any(c.where.startswith("PV1") for c in seen):
+            text = "department missing: PV1-3.1 (point of care) and PV1-10 (hospital service) are both empty"
+            if named:
+                text += f", and {named} maps to no department; {how}"
+            raise error(text, location=Location("PV1", 10), code=101) from None
+        first = Location("PV1", 3, 1) if seen[0].where == "PV1-3.1" else Location("PV1", 10)
+        raise error(
+            f"unknown department: {named} map to no department of this archive; {how}", location=first, code=103
+        ) from None
 
 
 def archive_class(message: Message) -> str:

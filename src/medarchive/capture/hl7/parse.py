@@ -140,6 +140,7 @@ class Visit:
     patient_class: str = ""  # PV1-2: I inpatient, O outpatient, E emergency ...
     visit_number: str = ""  # PV1-19
     location: str = ""  # PV1-3.1 point of care (ward or department code)
+    facility: str = ""  # PV1-3.4 facility (HD namespace ID) the point of care belongs to
     service: str = ""  # PV1-10 hospital service (department code)
     attending: str = ""  # PV1-7 attending doctor's name
     admitted_at: dt.datetime | None = None  # PV1-44
@@ -551,6 +552,7 @@ def _visit(reader: _Reader, *, required: bool) -> Visit | None:
         patient_class=reader.text(pv1, 2).upper(),
         visit_number=reader.text(pv1, 19),
         location=reader.text(pv1, 3),
+        facility=reader.text(pv1, 3, 4),
         service=reader.text(pv1, 10),
         attending=("" if cjk else " ").join(p for p in attending if p),
         admitted_at=_timestamp(reader.raw(pv1, 44), Location("PV1", 44), required=False),
