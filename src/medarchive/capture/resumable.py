@@ -75,12 +75,15 @@ def append(actor: User, upload_id: Any, *, offset: int, body: IO[bytes], length:
 
     The body is read and sealed outside any transaction (a slow client must not hold the
     database's write lock); a short transaction then checks the offset has not moved and
-    publishes the piece by renaming it. A piece that fails half-way is dropped whole."""
+    publishes the piece by renaming it. A piece that fails half-way is dropped whole; an empty
+    piece changes nothing (as in tus: the answer tells where the upload stands)."""
     upload = _appendable(actor, upload_id, offset=offset, length=length)
     key = blob_store().keyring.unwrap(upload.key_id, bytes(upload.wrapped_key))
     temporary = _dir(upload.pk) / f"{offset:016d}.{secrets.token_hex(6)}.tmp"
     try:
         written = _seal_into(temporary, upload, key, offset=offset, body=body)
+        if written == 0:
+            return upload
         with transaction.atomic():
             upload = _appendable(actor, upload_id, offset=offset, length=written, lock=True)
             os.replace(temporary, _dir(upload.pk) / f"{offset:016d}.part")
@@ -122,8 +125,6 @@ def _seal_into(path: Path, upload: Upload, key: bytes, *, offset: int, body: IO[
             written += len(piece)
         out.flush()
         os.fsync(out.fileno())
-    if written == 0:
-        raise ValidationError("the piece is empty", field="body")
     return written
 
 
