@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medarchive.archiving.archival_code import DEFAULT_PATTERN as DEFAULT_ARCHIVAL_CODE_PATTERN
+from medarchive.core import private
 from medarchive.core.errors import ConfigurationError
 
 PREFIX = "MEDARCHIVE_"
@@ -112,7 +113,7 @@ def _secret_key(env: str, data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private.make_dir(data_dir)
     value = secrets.token_urlsafe(50)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:

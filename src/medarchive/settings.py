@@ -7,7 +7,11 @@ from pathlib import Path
 import dj_database_url
 
 from medarchive import config as _config
+from medarchive.core import private
 
+# Before anything is created (the data directory, the secret key, the database and SQLite's -wal and
+# -shm, blobs, mail): every file this process makes is owner-only, whatever umask it was started with.
+private.restrict()
 CONFIG = _config.load()
 BASE_DIR = Path(__file__).resolve().parent
 
