@@ -45,12 +45,11 @@ def test_the_api_keeps_its_openapi_contract(cli: Any, serving: Any, tmp_path: Pa
         "NO_COLOR": "1",
     }
     with serving(cli) as base:
+        command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "--no-color"]
+        command += ["run", f"{base}/api/v1/openapi.json", "--report", "junit"]
+        command += ["--report-dir", str(tmp_path / "schemathesis")]
         result = subprocess.run(
-            [
-                sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "--no-color",
-                "run", f"{base}/api/v1/openapi.json",
-                "--report", "junit", "--report-dir", str(tmp_path / "schemathesis"),
-            ],  # fmt: skip
+            command,
             capture_output=True,
             text=True,
             env=env,

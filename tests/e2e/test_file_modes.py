@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.e2e.conftest import PASSWORD
 
 # Everything a running archive creates besides what `init` and `ingest` do: a resumable upload's
@@ -78,11 +77,7 @@ def test_a_fresh_archive_is_owner_only_whatever_the_umask(fresh_cli: Any, tmp_pa
     assert any(name.startswith("uploads/") and name.endswith(".part") for name in made), sorted(made)
     assert any(name.startswith("mail/") for name in made), sorted(made)
     assert any(name.count("/") == 3 and name.startswith("blobs/") for name in made), sorted(made)  # a blob
-    wider = {
-        name: mode
-        for name, mode in modes.items()
-        if int(mode, 8) & 0o077 or int(mode, 8) not in (0o700, 0o600)
-    }
+    wider = {name: mode for name, mode in modes.items() if int(mode, 8) & 0o077 or int(mode, 8) not in (0o700, 0o600)}
     assert wider == {}, f"not owner-only under umask {umask:03o}: {wider}"
     for folder, _dirs, files in os.walk(cli.data_dir):
         assert stat.S_IMODE(Path(folder).stat().st_mode) == 0o700, folder

@@ -22,7 +22,7 @@ def problem(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     body = response.json()
-    assert PROBLEM_KEYS <= set(body) and isinstance(body["message"], str) and body["message"], body
+    assert set(body) >= PROBLEM_KEYS and isinstance(body["message"], str) and body["message"], body
     assert set(body) <= PROBLEM_KEYS | {"details", "errors"}, body
     for entry in body.get("errors", []):
         assert PROBLEM_KEYS <= set(entry) <= PROBLEM_KEYS | {"details"}, entry
