@@ -7,7 +7,6 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from ninja import Schema
-from pydantic import Field
 from pydantic import ValidationError as PydanticError
 
 from medarchive.access.queries import describe
@@ -26,6 +25,7 @@ from medarchive.core.schemas import (
     IsoDate,
     RecordOut,
     StrictBool,
+    absent,
     closed_set,
     multi_line,
     one_line,
@@ -46,15 +46,15 @@ def metadata_document() -> dict[str, Any]:
 class DraftChanges(Schema):
     """Only the fields sent change; a field sent as null is refused (send the value instead)."""
 
-    title: Annotated[str, one_line(500, required=True)] = Field(None, examples=["关于召开年度工作会议的通知（修订）"])
-    responsible: Annotated[str, one_line(200)] = Field(None, description="empty: the department's name")
-    doc_number: Annotated[str, one_line(100)] = Field(None)
-    date: IsoDate = Field(None, description="YYYY-MM-DD, from 1900 to today")
-    security_level: SecurityLevel = Field(None)  # type: ignore[valid-type]
-    retention: Retention = Field(None)  # type: ignore[valid-type]
-    open_status: OpenStatus = Field(None)  # type: ignore[valid-type]
-    organization: Annotated[str, one_line(64)] = Field(None, description="empty: the department's code")
-    metadata: dict[str, Any] = Field(None, json_schema_extra=metadata_document())
+    title: Annotated[str, one_line(500, required=True)] = absent(examples=["关于召开年度工作会议的通知（修订）"])
+    responsible: Annotated[str, one_line(200)] = absent(description="empty: the department's name")
+    doc_number: Annotated[str, one_line(100)] = absent()
+    date: IsoDate = absent(description="YYYY-MM-DD, from 1900 to today")
+    security_level: SecurityLevel = absent()  # type: ignore[valid-type]
+    retention: Retention = absent()  # type: ignore[valid-type]
+    open_status: OpenStatus = absent()  # type: ignore[valid-type]
+    organization: Annotated[str, one_line(64)] = absent(description="empty: the department's code")
+    metadata: dict[str, Any] = absent(json_schema_extra=metadata_document())
 
 
 class HoldIn(Schema):

@@ -68,9 +68,9 @@ def create_record(
     files: list[UploadedFile] = File(..., description="one or more files; the first is the main one"),
     responsible: str = Form("", max_length=200, pattern=ONE_LINE, description="empty: the department's name"),
     doc_number: str = Form("", max_length=100, pattern=ONE_LINE),
-    security_level: SecurityLevel = Form("内部"),  # type: ignore[valid-type]
+    security_level: SecurityLevel = Form("内部"),
     retention: RetentionOrDefault = Form("", description="empty: the class's default"),  # type: ignore[valid-type]
-    open_status: OpenStatus = Form("未审核", description="only the archive sets another"),  # type: ignore[valid-type]
+    open_status: OpenStatus = Form("未审核", description="only the archive sets another"),
     organization: str = Form("", max_length=64, pattern=ONE_LINE, description="empty: the department's code"),
     metadata: str = Form(
         "", max_length=MAX_METADATA, description="a JSON object (the record metadata schema)", examples=['{"pages": 2}']

@@ -43,6 +43,11 @@ def multi_line(max_length: int, *, required: bool = False, **extra: Any) -> Any:
     return Field(max_length=max_length, min_length=1 if required else 0, pattern=pattern, **extra)
 
 
+def absent(**extra: Any) -> Any:
+    """The default of an optional field that, when sent, must hold a value (null is refused)."""
+    return Field(None, **extra)
+
+
 def a_code(max_length: int = 32, **extra: Any) -> Any:
     return Field(max_length=max_length, pattern=CODE, **extra)
 
@@ -108,7 +113,7 @@ def shipped_retention_codes() -> tuple[str, ...]:
 def closed_set(values: tuple[str, ...], *, empty: bool = False) -> Any:
     """A string from `values` (or empty, meaning "any", when `empty`)."""
     options = (*values, "") if empty else values
-    return Literal[options]  # type: ignore[valid-type]
+    return Literal[options]
 
 
 class ProblemEntry(Schema):

@@ -7,9 +7,8 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from ninja import Router, Schema
-from pydantic import Field
 
-from medarchive.core.schemas import ERRORS, MAX_INT, StrictInt
+from medarchive.core.schemas import ERRORS, MAX_INT, StrictInt, absent
 from medarchive.preservation.services import verify_fixity
 from medarchive.security.api_auth import actor_of
 
@@ -17,8 +16,8 @@ router = Router()
 
 
 class FixityIn(Schema):
-    record_id: UUID = Field(None, description="one record's files; omit for every stored copy")
-    sample: StrictInt = Field(None, ge=1, le=MAX_INT, description="check this many copies chosen at random")
+    record_id: UUID = absent(description="one record's files; omit for every stored copy")
+    sample: StrictInt = absent(ge=1, le=MAX_INT, description="check this many copies chosen at random")
 
 
 class FixityProblemOut(Schema):

@@ -19,6 +19,7 @@ from medarchive.core.schemas import (
     StrictBool,
     StrictInt,
     a_code,
+    absent,
     closed_set,
     multi_line,
     one_line,
@@ -177,20 +178,20 @@ class RuleIn(Schema):
 class RulePatch(Schema):
     """Only the fields sent change; a field sent as null is refused."""
 
-    name: RuleName = Field(None)
-    active: StrictBool = Field(None)
-    expected_class: ClassRef = Field(None)
-    department: Annotated[str, a_code()] = Field(None)
-    event_kind: EventKind = Field(None)
-    trigger_class: Annotated[str, a_code()] = Field(None)
-    trigger_filter: TriggerFilter = Field(None)
-    match_key: MatchKey = Field(None)
-    due_days: DueDays = Field(None)
-    period: PeriodName = Field(None)  # type: ignore[valid-type]
-    due_day: DueDay = Field(None)
-    min_count: MinCount = Field(None)
-    remind_days: RemindDays = Field(None)
-    description: Annotated[str, multi_line(2000)] = Field(None)
+    name: RuleName = absent()
+    active: StrictBool = absent()
+    expected_class: ClassRef = absent()
+    department: Annotated[str, a_code()] = absent()
+    event_kind: EventKind = absent()
+    trigger_class: Annotated[str, a_code()] = absent()
+    trigger_filter: TriggerFilter = absent()
+    match_key: MatchKey = absent()
+    due_days: DueDays = absent()
+    period: PeriodName = absent()  # type: ignore[valid-type]
+    due_day: DueDay = absent()
+    min_count: MinCount = absent()
+    remind_days: RemindDays = absent()
+    description: Annotated[str, multi_line(2000)] = absent()
 
 
 @router.get("/rules", response={200: list[RuleOut], **ERRORS}, summary="Duty rules")
@@ -270,7 +271,7 @@ def notifications(request: HttpRequest) -> list[Any]:
 
 
 class ReadIn(Schema):
-    id: StrictInt = Field(None, ge=1, le=MAX_INT, description="one notification; omit to mark all read")
+    id: StrictInt = absent(ge=1, le=MAX_INT, description="one notification; omit to mark all read")
 
 
 class MarkedOut(Schema):
