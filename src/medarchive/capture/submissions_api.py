@@ -301,7 +301,7 @@ def get_upload(request: HttpRequest, upload_id: UUID) -> UploadOut:
     summary="Append a piece at Upload-Offset",
     openapi_extra={
         "requestBody": {
-            "required": True,
+            "required": False,  # an empty piece changes nothing and tells where the upload stands
             "content": {
                 "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
