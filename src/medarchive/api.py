@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -127,6 +128,13 @@ def not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpRes
 def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 400 and "parse request body" in str(exc.message):
         return _respond(request, body_problem(exc.__cause__))
+    if exc.status_code == 403 and "CSRF" in str(exc.message):  # a browser session without its CSRF token
+        refused = PermissionDenied(
+            gettext_lazy("CSRF check failed: a browser session sends the X-CSRFToken header; systems use a token."),
+            code="csrf_failed",
+            field="X-CSRFToken",
+        )
+        return _respond(request, refused)
     error = MedarchiveError(str(exc.message), code="http_error")
     error.status = exc.status_code
     return _respond(request, error)
@@ -180,27 +188,42 @@ api.add_router("/audit", security_router, tags=["security"])
 
 
 class ProblemMiddleware:
-    """Under /api/v1/, an unknown route (404) or method (405) answers with a Problem too, not an HTML page."""
+    """Under /api/v1/, an answer that did not come from an operation — an unknown route (404) or method
+    (405), a request Django refused before any view ran (400, 413), a crash outside django-ninja (500) —
+    is a Problem too, never an HTML page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith(PREFIX) or response.status_code not in {404, 405}:
+        if not request.path.startswith(PREFIX) or response.status_code < 400:
             return response
         if response.get("Content-Type", "").startswith("application/json"):
             return response
-        if response.status_code == 404:
-            return problem_response(
-                NotFound(gettext_lazy("%(path)s is not an API operation."), code="no_such_operation", path=request.path)
-            )
-        allowed = response.get("Allow", "")
-        return problem_response(
-            MethodNotAllowed(
-                gettext_lazy("%(method)s is not allowed here; use %(allowed)s."),
-                method=request.method or "",
-                allowed=allowed,
-            ),
-            Allow=allowed,
+        return problem_response(_problem_for(request, response), **_kept_headers(response))
+
+
+def _problem_for(request: HttpRequest, response: HttpResponse) -> MedarchiveError:
+    status = response.status_code
+    if status == 404:
+        return NotFound(gettext_lazy("%(path)s is not an API operation."), code="no_such_operation", path=request.path)
+    if status == 405:
+        return MethodNotAllowed(
+            gettext_lazy("%(method)s is not allowed here; use %(allowed)s."),
+            method=request.method or "",
+            allowed=response.get("Allow", ""),
         )
+    if status == 413:
+        return too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    if status >= 500:
+        return InternalError(gettext_lazy("Internal error; the request was not processed."))
+    error = BadRequest(
+        gettext_lazy("The request cannot be read: %(reason)s"), field="", reason=HTTPStatus(status).phrase
+    )
+    error.status = status
+    return error
+
+
+def _kept_headers(response: HttpResponse) -> dict[str, str]:
+    return {name: response[name] for name in ("Allow", "WWW-Authenticate", "Retry-After") if name in response}

@@ -33,6 +33,11 @@ association = Spool.default().begin({"calling_ae": "PACS"})
 association.add([b"DICM" * 64])
 association.release()
 send_mail("催办", "请归档", "medarchive@localhost", ["wang@example.org"])
+from django.db import connection
+if connection.vendor == "sqlite":  # while a connection is open, SQLite's sidecars exist
+    for suffix in ("-wal", "-shm"):
+        mode = os.stat(str(connection.settings_dict["NAME"]) + suffix).st_mode & 0o777
+        assert mode == 0o600, f"{suffix} is {mode:o}"
 """
 
 

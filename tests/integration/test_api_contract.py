@@ -66,6 +66,18 @@ def test_unknown_routes_and_methods_under_the_api_answer_problems(client: Client
     assert not client.get("/no-such-page/").get("Content-Type", "").startswith("application/json")
 
 
+def test_requests_django_refuses_before_any_operation_are_problems_too(
+    client: Client, auth: dict[str, str], users: dict[str, Any]
+) -> None:
+    wrong_host = client.get("/api/v1/health", HTTP_HOST="archive.evil.example")
+    assert problem(wrong_host, 400)["code"] == "bad_request"
+    # A browser session that posts without its CSRF token (a forged cross-site request).
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(users["archivist"])
+    forged = browser.post("/api/v1/review/accept", {"record_ids": []}, content_type="application/json")
+    assert problem(forged, 403)["code"] == "csrf_failed"
+
+
 def test_every_authentication_failure_is_a_401_problem(client: Client, archive: Any) -> None:
     for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer mda_wrong"}, {"HTTP_AUTHORIZATION": "Basic abc"}):
         for url in ("/api/v1/records", "/api/v1/openapi.json"):
