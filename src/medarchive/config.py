@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medarchive.archiving.archival_code import DEFAULT_PATTERN as DEFAULT_ARCHIVAL_CODE_PATTERN
+from medarchive.core import private
 from medarchive.core.errors import ConfigurationError
 
 PREFIX = "MEDARCHIVE_"
@@ -47,6 +48,12 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ConfigurationError(f"{PREFIX}{name} must be true or false, got {raw!r}", field=PREFIX + name)
 
 
+def _positive(value: int, name: str) -> int:
+    if value <= 0:
+        raise ConfigurationError(f"{PREFIX}{name} must be more than 0, got {value}", field=PREFIX + name)
+    return value
+
+
 @dataclass(frozen=True)
 class Config:
     env: str
@@ -72,6 +79,7 @@ class Config:
     audit_hash: str
     archival_code_pattern: str
     resumable_threshold_bytes: int  # files larger than this are sent as resumable uploads
+    staging_grace_seconds: int  # staged writes untouched this long are debris of a killed writer
     watch_dir: Path | None  # the watched drop folder (CAP-08); None = no watcher
     watch_user: str  # the account the worker captures watched-folder files as
     email_backend: str
@@ -105,7 +113,7 @@ def _secret_key(env: str, data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private.make_dir(data_dir)
     value = secrets.token_urlsafe(50)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
@@ -160,6 +168,7 @@ def load() -> Config:
         archival_code_pattern=_env("ARCHIVAL_CODE_PATTERN", DEFAULT_ARCHIVAL_CODE_PATTERN)
         or DEFAULT_ARCHIVAL_CODE_PATTERN,
         resumable_threshold_bytes=_env_int("RESUMABLE_THRESHOLD_BYTES", 64 * 1024 * 1024),
+        staging_grace_seconds=_positive(_env_int("STAGING_GRACE_SECONDS", 3600), "STAGING_GRACE_SECONDS"),
         watch_dir=Path(watch).expanduser().resolve() if (watch := _env("WATCH_DIR")) else None,
         watch_user=_env("WATCH_USER", "") or "",
         **_email(env),

@@ -7,7 +7,11 @@ from pathlib import Path
 import dj_database_url
 
 from medarchive import config as _config
+from medarchive.core import private
 
+# Before anything is created (the data directory, the secret key, the database and SQLite's -wal and
+# -shm, blobs, mail): every file this process makes is owner-only, whatever umask it was started with.
+private.restrict()
 CONFIG = _config.load()
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -35,6 +39,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "medarchive.core.gate.BodyGateMiddleware",
+    "medarchive.api.ProblemMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "medarchive.core.language.ConfiguredLanguageMiddleware",
@@ -144,7 +150,12 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Uploads are encrypted and hashed chunk by chunk as they arrive: no plaintext temp file.
 FILE_UPLOAD_HANDLERS = ["medarchive.capture.uploads.EncryptingUploadHandler"]
+# Limits on what Django holds in memory (file parts are streamed, not counted): form fields and JSON
+# bodies up to 10 MiB (a 1000-record manifest fits), 1000 fields, 1000 files (a submission of the most
+# records with one file each). The body gate (core/gate.py) and waitress derive their limits from these.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 FILE_UPLOAD_PERMISSIONS = 0o600
 
 EMAIL_BACKEND = CONFIG.email_backend

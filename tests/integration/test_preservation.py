@@ -102,6 +102,26 @@ def test_recover_reclaims_a_pending_blob_of_a_dead_writer(users: dict[str, Any])
     assert not _blob_path(row.address).exists() and not Blob.objects.filter(pk=row.pk).exists()
 
 
+def test_staging_clean_up_honours_the_configured_grace(users: dict[str, Any], settings: Any) -> None:
+    import dataclasses
+    import time
+
+    staging = settings.CONFIG.blob_dir / ".staging"
+    store = preservation.blob_store()
+    young, old = staging / "stage-young.part", staging / "stage-old.part"
+    for path in (young, old):
+        path.write_bytes(b"ciphertext of a writer")
+    now = time.time()
+    os.utime(young, (now - 50, now - 50))  # a live writer paused for 50 s
+    os.utime(old, (now - 200, now - 200))  # a killed writer's leftovers
+    settings.CONFIG = dataclasses.replace(settings.CONFIG, staging_grace_seconds=120)
+    assert preservation.recover().staging_removed == 1  # the worker's job uses the configured grace
+    assert young.exists() and not old.exists()
+    assert preservation.recover(grace_seconds=30).staging_removed == 1  # an explicit --grace wins
+    assert not young.exists()
+    assert store.storage.cleanup_staging(older_than=30) == 0
+
+
 class _OneShotStream(io.RawIOBase):
     """A pipe-like source: it can be read once, front to back, and never rewound."""
 

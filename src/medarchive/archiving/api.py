@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from django.http import HttpRequest
@@ -12,45 +11,74 @@ from pydantic import ValidationError as PydanticError
 
 from medarchive.access.queries import describe
 from medarchive.archiving import services
+from medarchive.archiving.metadata import schema as metadata_schema
+from medarchive.archiving.models import OPEN_STATUSES, SECURITY_LEVELS
+from medarchive.archiving.services import HOLD_REASON_LIMIT
 from medarchive.capture import review
+from medarchive.capture.review import COMMENT_LIMIT
 from medarchive.capture.services import update_draft
-from medarchive.core.errors import ValidationError
+from medarchive.core.apierrors import parse_object
+from medarchive.core.errors import Problems, ValidationError
 from medarchive.core.routers import records
-from medarchive.core.schemas import ERRORS, RecordOut
+from medarchive.core.schemas import (
+    ERRORS,
+    IsoDate,
+    RecordOut,
+    StrictBool,
+    absent,
+    closed_set,
+    multi_line,
+    one_line,
+    shipped_retention_codes,
+)
 from medarchive.security.api_auth import actor_of
+
+SecurityLevel = closed_set(tuple(SECURITY_LEVELS))
+OpenStatus = closed_set(tuple(OPEN_STATUSES))
+Retention = closed_set(shipped_retention_codes())
+
+
+def metadata_document() -> dict[str, Any]:
+    """The record metadata schema (versioned data), declared as it is validated."""
+    return {k: v for k, v in metadata_schema().items() if k not in {"$schema", "$id", "title"}}
 
 
 class DraftChanges(Schema):
-    title: str | None = None
-    responsible: str | None = None
-    doc_number: str | None = None
-    date: dt.date | None = None
-    security_level: str | None = None
-    retention: str | None = None
-    open_status: str | None = None
-    organization: str | None = None
-    metadata: dict[str, Any] | None = None
+    """Only the fields sent change; a field sent as null is refused (send the value instead)."""
+
+    title: Annotated[str, one_line(500, required=True)] = absent(examples=["关于召开年度工作会议的通知（修订）"])
+    responsible: Annotated[str, one_line(200)] = absent(description="empty: the department's name")
+    doc_number: Annotated[str, one_line(100)] = absent()
+    date: IsoDate = absent(description="YYYY-MM-DD, from 1900 to today")
+    security_level: SecurityLevel = absent()  # type: ignore[valid-type]
+    retention: Retention = absent()  # type: ignore[valid-type]
+    open_status: OpenStatus = absent()  # type: ignore[valid-type]
+    organization: Annotated[str, one_line(64)] = absent(description="empty: the department's code")
+    metadata: dict[str, Any] = absent(json_schema_extra=metadata_document())
 
 
 class HoldIn(Schema):
-    reason: str
+    reason: Annotated[str, one_line(HOLD_REASON_LIMIT, required=True, examples=["诉讼保全"])]
 
 
 class AcceptIn(Schema):
-    comment: str = ""
-    override: bool = False  # accept despite errors found at the door; needs a comment
+    comment: Annotated[str, multi_line(COMMENT_LIMIT, description="required with override")] = ""
+    override: StrictBool = False  # accept despite errors found at the door; needs a comment
 
 
 def _accept_body(request: HttpRequest) -> AcceptIn:
     """The body is optional, which django-ninja's body parameters are not."""
     if request.content_type != "application/json" or not request.body.strip():
         return AcceptIn()
+    data = parse_object(request.body)
     try:
-        return AcceptIn.model_validate_json(request.body)
+        return AcceptIn.model_validate(data)
     except PydanticError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ValidationError(f"{where or 'body'}: {first.get('msg', 'invalid')}", field=where or "body") from None
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ())) or "body"
+            problems.append(ValidationError(f"{where}: {error.get('msg', 'invalid')}", field=where))
+        raise Problems(problems) from None
 
 
 @records.patch(
@@ -73,7 +101,16 @@ def submit(request: HttpRequest, record_id: UUID) -> RecordOut:
 
 
 @records.post(
-    "/{record_id}/accept", tags=["archiving"], response={200: RecordOut, **ERRORS}, summary="Accept a submitted record"
+    "/{record_id}/accept",
+    tags=["archiving"],
+    response={200: RecordOut, **ERRORS},
+    summary="Accept a submitted record",
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": AcceptIn.model_json_schema()}},
+        }
+    },
 )
 def accept(request: HttpRequest, record_id: UUID) -> RecordOut:
     """Optional JSON body `{"comment": "...", "override": true}`: accept despite errors found at the

@@ -3,23 +3,45 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema, Status
+from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
+from pydantic import Field
 
 from medarchive.access.queries import audit_metadata_read, describe, get_record
+from medarchive.archiving.api import OpenStatus, SecurityLevel
 from medarchive.capture import findings, queries, review, services
-from medarchive.capture.models import Intake
+from medarchive.capture.models import Channel, Intake, ReviewState
+from medarchive.capture.review import COMMENT_LIMIT
 from medarchive.core.errors import NotFound, ValidationError
 from medarchive.core.routers import records
-from medarchive.core.schemas import ERRORS, RecordOut
+from medarchive.core.schemas import (
+    CODE,
+    ERRORS,
+    NOT_BLANK,
+    ONE_LINE,
+    IsoDate,
+    Page,
+    PageSize,
+    RecordOut,
+    a_code,
+    closed_set,
+    multi_line,
+    shipped_class_codes,
+    shipped_retention_codes,
+)
 from medarchive.security.api_auth import actor_of
 from medarchive.security.models import User
 
 MAX_BULK = 500
+MAX_METADATA = 64 * 1024
+ReviewStateName = closed_set(tuple(ReviewState.values))
+ChannelName = closed_set(tuple(Channel.values))
+ClassCode = closed_set(shipped_class_codes())
+RetentionOrDefault = closed_set(shipped_retention_codes(), empty=True)
 
 
 def _metadata(raw: str) -> dict[str, Any]:
@@ -39,18 +61,20 @@ def _metadata(raw: str) -> dict[str, Any]:
 @records.post("", tags=["capture"], response={201: RecordOut, **ERRORS}, summary="Capture a record with its files")
 def create_record(
     request: HttpRequest,
-    class_code: Form[str],
-    department: Form[str],
-    title: Form[str],
-    date: Form[str],
-    files: File[list[UploadedFile]],
-    responsible: Form[str] = "",
-    doc_number: Form[str] = "",
-    security_level: Form[str] = "内部",
-    retention: Form[str] = "",
-    open_status: Form[str] = "未审核",
-    organization: Form[str] = "",
-    metadata: Form[str] = "",
+    class_code: ClassCode = Form(..., examples=["WS"]),  # type: ignore[valid-type]
+    department: str = Form(..., min_length=1, max_length=32, pattern=CODE, examples=["BGS"]),
+    title: str = Form(..., max_length=500, pattern=NOT_BLANK, examples=["关于召开年度工作会议的通知"]),
+    date: IsoDate = Form(..., description="YYYY-MM-DD, from 1900 to today", examples=["2025-03-01"]),
+    files: list[UploadedFile] = File(..., description="one or more files; the first is the main one"),
+    responsible: str = Form("", max_length=200, pattern=ONE_LINE, description="empty: the department's name"),
+    doc_number: str = Form("", max_length=100, pattern=ONE_LINE),
+    security_level: SecurityLevel = Form("内部"),
+    retention: RetentionOrDefault = Form("", description="empty: the class's default"),  # type: ignore[valid-type]
+    open_status: OpenStatus = Form("未审核", description="only the archive sets another"),
+    organization: str = Form("", max_length=64, pattern=ONE_LINE, description="empty: the department's code"),
+    metadata: str = Form(
+        "", max_length=MAX_METADATA, description="a JSON object (the record metadata schema)", examples=['{"pages": 2}']
+    ),
 ) -> Status:
     """Files stream straight into the encrypted store. Send an `Idempotency-Key` header so a
     retried request cannot create the record twice (a repeat answers 409 naming the record)."""
@@ -78,11 +102,14 @@ def create_record(
 
 
 class CommentIn(Schema):
-    comment: str
+    comment: Annotated[
+        str,
+        multi_line(COMMENT_LIMIT, required=True, description="what the department must fix", examples=["请补充页数"]),
+    ]
 
 
 class ReasonIn(Schema):
-    reason: str
+    reason: Annotated[str, multi_line(COMMENT_LIMIT, required=True, examples=["重复提交"])]
 
 
 class IntakeOut(Schema):
@@ -91,8 +118,8 @@ class IntakeOut(Schema):
     title: str
     class_code: str
     department: str
-    state: str  # pending | returned | accepted | withdrawn
-    channel: str
+    state: ReviewStateName  # type: ignore[valid-type]
+    channel: ChannelName  # type: ignore[valid-type]
     submission_id: str
     label: str
     errors: int
@@ -172,7 +199,22 @@ class IntakePageOut(Schema):
 
 
 class BulkIn(Schema):
-    record_ids: list[str]
+    record_ids: list[UUID] = Field(min_length=1, max_length=MAX_BULK)
+
+
+class QueueFilter(Schema):
+    state: ReviewStateName = "pending"  # type: ignore[valid-type]
+    class_code: closed_set(shipped_class_codes(), empty=True) = ""  # type: ignore[valid-type]
+    department: Annotated[str, a_code()] = ""
+    channel: closed_set(tuple(Channel.values), empty=True) = ""  # type: ignore[valid-type]
+    errors_only: bool = False
+    page: Page = 1
+    page_size: PageSize = 25
+
+
+class PageQuery(Schema):
+    page: Page = 1
+    page_size: PageSize = 25
 
 
 class BulkOut(Schema):
@@ -182,25 +224,16 @@ class BulkOut(Schema):
 
 
 @review_router.get("/queue", response={200: IntakePageOut, **ERRORS}, summary="The review queue")
-def queue(
-    request: HttpRequest,
-    state: str = "pending",
-    class_code: str = "",
-    department: str = "",
-    channel: str = "",
-    errors_only: bool = False,
-    page: int = 1,
-    page_size: int = 25,
-) -> IntakePageOut:
+def queue(request: HttpRequest, filters: Query[QueueFilter]) -> IntakePageOut:
     found = queries.review_queue(
         actor_of(request),
-        state=state,
-        class_code=class_code,
-        department_code=department,
-        channel=channel,
-        errors_only=errors_only,
-        page=page,
-        page_size=page_size,
+        state=filters.state,
+        class_code=filters.class_code,
+        department_code=filters.department,
+        channel=filters.channel,
+        errors_only=filters.errors_only,
+        page=filters.page,
+        page_size=filters.page_size,
     )
     return IntakePageOut(
         items=[IntakeOut.of(i, actor_of(request)) for i in found.items],
@@ -211,8 +244,8 @@ def queue(
 
 
 @review_router.get("/returned", response={200: IntakePageOut, **ERRORS}, summary="Returned to my department")
-def returned(request: HttpRequest, page: int = 1, page_size: int = 25) -> IntakePageOut:
-    found = queries.returned_inbox(actor_of(request), page=page, page_size=page_size)
+def returned(request: HttpRequest, paging: Query[PageQuery]) -> IntakePageOut:
+    found = queries.returned_inbox(actor_of(request), page=paging.page, page_size=paging.page_size)
     return IntakePageOut(
         items=[IntakeOut.of(i, actor_of(request)) for i in found.items],
         total=found.total,
@@ -224,6 +257,4 @@ def returned(request: HttpRequest, page: int = 1, page_size: int = 25) -> Intake
 @review_router.post("/accept", response={200: list[BulkOut], **ERRORS}, summary="Accept many records")
 def accept_many(request: HttpRequest, body: BulkIn) -> list[BulkOut]:
     """Each record is accepted on its own; those with errors (or already handled) say why."""
-    if not body.record_ids or len(body.record_ids) > MAX_BULK:
-        raise ValidationError(f"send between 1 and {MAX_BULK} record ids", field="record_ids")
     return [BulkOut(**vars(o)) for o in review.accept_many(body.record_ids, actor=actor_of(request))]

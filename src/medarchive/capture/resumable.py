@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 
 from medarchive.capture.models import Upload
-from medarchive.core import clock
+from medarchive.core import clock, private
 from medarchive.core.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from medarchive.core.filenames import clean_filename
 from medarchive.core.ids import parse_uuid
@@ -58,7 +58,7 @@ def start(*, actor: User, filename: str, size: int) -> Upload:
         )
     key_id, wrapped = blob_store().keyring.wrap(secrets.token_bytes(_suite().key_size))
     upload = Upload.objects.create(filename=name, size=size, key_id=key_id, wrapped_key=wrapped, created_by=actor)
-    _dir(upload.pk).mkdir(parents=True, mode=0o700)
+    private.make_dir(_dir(upload.pk))
     return upload
 
 
@@ -75,12 +75,15 @@ def append(actor: User, upload_id: Any, *, offset: int, body: IO[bytes], length:
 
     The body is read and sealed outside any transaction (a slow client must not hold the
     database's write lock); a short transaction then checks the offset has not moved and
-    publishes the piece by renaming it. A piece that fails half-way is dropped whole."""
+    publishes the piece by renaming it. A piece that fails half-way is dropped whole; an empty
+    piece changes nothing (as in tus: the answer tells where the upload stands)."""
     upload = _appendable(actor, upload_id, offset=offset, length=length)
     key = blob_store().keyring.unwrap(upload.key_id, bytes(upload.wrapped_key))
     temporary = _dir(upload.pk) / f"{offset:016d}.{secrets.token_hex(6)}.tmp"
     try:
         written = _seal_into(temporary, upload, key, offset=offset, body=body)
+        if written == 0:
+            return upload
         with transaction.atomic():
             upload = _appendable(actor, upload_id, offset=offset, length=written, lock=True)
             os.replace(temporary, _dir(upload.pk) / f"{offset:016d}.part")
@@ -111,7 +114,7 @@ def _appendable(actor: User, upload_id: Any, *, offset: int, length: int | None,
 
 def _seal_into(path: Path, upload: Upload, key: bytes, *, offset: int, body: IO[bytes]) -> int:
     written = 0
-    with open(path, "xb") as out:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
         while piece := body.read(FRAME):
             if upload.offset + written + len(piece) > upload.size:
                 raise PayloadTooLarge(f"this piece goes past the declared size {upload.size}", field="body")
@@ -122,8 +125,6 @@ def _seal_into(path: Path, upload: Upload, key: bytes, *, offset: int, body: IO[
             written += len(piece)
         out.flush()
         os.fsync(out.fileno())
-    if written == 0:
-        raise ValidationError("the piece is empty", field="body")
     return written
 
 

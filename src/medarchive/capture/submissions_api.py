@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema, Status
-from ninja import Form as FormField
+from ninja import File, Form, Header, Query, Router, Schema, Status
 from ninja.files import UploadedFile
+from pydantic import Field
 
 from medarchive.capture import queries, resumable
 from medarchive.capture.intake import Item, Register, SubmissionResult, receive
 from medarchive.capture.models import Channel, Submission
 from medarchive.capture.services import Description, IncomingFile
 from medarchive.core.errors import ValidationError
-from medarchive.core.schemas import ERRORS
+from medarchive.core.schemas import ERRORS, FILENAME, ONE_LINE, Page, PageSize, Problem, StrictInt, closed_set
 from medarchive.security.api_auth import actor_of
 
 router = Router(tags=["capture"])
@@ -46,21 +47,26 @@ _DESCRIPTION_FIELDS = {
 }
 
 
+class PageQuery(Schema):
+    page: Page = 1
+    page_size: PageSize = 25
+
+
 class ItemOut(Schema):
     label: str
-    status: str  # received | replayed | rejected (不合格)
+    status: closed_set(("received", "replayed", "rejected"))  # type: ignore[valid-type]  # rejected = 不合格
     record_id: str | None = None
     electronic_no: str | None = None
     review: str | None = None
     errors: int | None = None
     warnings: int | None = None
-    problem: dict[str, Any] | None = None
+    problem: Problem | None = None
 
 
 class SubmissionOut(Schema):
     id: str
-    channel: str
-    state: str
+    channel: closed_set(tuple(Channel.values))  # type: ignore[valid-type]
+    state: closed_set((Submission.RECEIVED, Submission.REJECTED))  # type: ignore[valid-type]
     source: str
     declared_count: int | None
     declared_bytes: int | None
@@ -201,10 +207,10 @@ def _channel(request: HttpRequest) -> str:
 )
 def create_submission(
     request: HttpRequest,
-    manifest: Form[str],
+    manifest: str = Form(..., min_length=1, description="a JSON array of records (see above)"),
     files: File[list[UploadedFile]] = [],  # noqa: B006 - django-ninja reads the default, never mutates it
-    register_: str = FormField("", alias="register"),  # "register" would shadow pydantic's own attribute
-    source: Form[str] = "",
+    register_: str = Form("", alias="register", description='{"item_count": N, "total_bytes": N}'),
+    source: str = Form("", max_length=200, pattern=ONE_LINE, description="the sending system (default: you)"),
 ) -> Status:
     """`manifest`: JSON array, one object per record: `class_code`, `department`, `title`, `date`,
     optional `responsible`, `doc_number`, `security_level`, `retention`, `metadata`, `label`, `key`,
@@ -246,19 +252,21 @@ def create_submission(
 
 
 @router.get("", response={200: list[SubmissionOut], **ERRORS}, summary="Your submissions (the archive sees all)")
-def list_submissions(request: HttpRequest, page: int = 1, page_size: int = 25) -> list[SubmissionOut]:
-    items, _total, _number, _pages = queries.submissions(actor_of(request), page=page, page_size=page_size)
+def list_submissions(request: HttpRequest, paging: Query[PageQuery]) -> list[SubmissionOut]:
+    items, _total, _number, _pages = queries.submissions(
+        actor_of(request), page=paging.page, page_size=paging.page_size
+    )
     return [SubmissionOut.of(s) for s in items]
 
 
 @router.get("/{submission_id}", response={200: SubmissionOut, **ERRORS}, summary="A submission and its register")
-def get_submission(request: HttpRequest, submission_id: str) -> SubmissionOut:
+def get_submission(request: HttpRequest, submission_id: UUID) -> SubmissionOut:
     return SubmissionOut.of(queries.get_submission(actor_of(request), submission_id))
 
 
 class UploadIn(Schema):
-    filename: str
-    size: int
+    filename: str = Field(max_length=255, pattern=FILENAME, description="the bare file name", examples=["扫描件.pdf"])
+    size: StrictInt = Field(ge=1, le=settings.CONFIG.max_upload_bytes, description="bytes", examples=[1024])
 
 
 class UploadOut(Schema):
@@ -288,21 +296,38 @@ def start_upload(request: HttpRequest, body: UploadIn) -> Status:
 
 
 @uploads.get("/{upload_id}", response={200: UploadOut, **ERRORS}, summary="Where to resume an upload")
-def get_upload(request: HttpRequest, upload_id: str) -> UploadOut:
+def get_upload(request: HttpRequest, upload_id: UUID) -> UploadOut:
     return _upload_out(resumable.get(actor_of(request), upload_id))
 
 
-@uploads.patch("/{upload_id}", response={200: UploadOut, **ERRORS}, summary="Append a piece at Upload-Offset")
-def append_upload(request: HttpRequest, upload_id: str) -> UploadOut:
-    """Body: raw bytes (`Content-Type: application/offset+octet-stream`); header `Upload-Offset`."""
-    raw = request.headers.get("Upload-Offset", "")
-    if not raw.isdigit():
-        raise ValidationError("Upload-Offset must be the byte offset to append at", field="Upload-Offset")
+@uploads.patch(
+    "/{upload_id}",
+    response={200: UploadOut, **ERRORS},
+    summary="Append a piece at Upload-Offset",
+    openapi_extra={
+        "requestBody": {
+            "required": False,  # an empty piece changes nothing and tells where the upload stands
+            "content": {
+                "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+def append_upload(
+    request: HttpRequest,
+    upload_id: UUID,
+    offset: int = Header(
+        ..., alias="Upload-Offset", ge=0, le=settings.CONFIG.max_upload_bytes, description="byte offset"
+    ),
+) -> UploadOut:
+    """Body: the raw bytes of the piece (`Content-Type: application/offset+octet-stream`), appended at
+    `Upload-Offset` (which must be the offset the upload stands at: see GET)."""
     length = request.headers.get("Content-Length", "")
     upload = resumable.append(
         actor_of(request),
         upload_id,
-        offset=int(raw),
+        offset=offset,
         body=request,  # type: ignore[arg-type]
         length=int(length) if length.isdigit() else None,
     )

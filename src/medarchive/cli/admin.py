@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from medarchive.cli import runtime
 from medarchive.cli.output import console, emit_json, fail
@@ -15,11 +17,17 @@ user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for hospital systems and scripts.", no_args_is_help=True)
 
 
-def initialise() -> dict[str, str]:
-    """Create tables, the fonds, the shipped classification scheme and retention table, and the key file."""
-    runtime.setup(migrate=True)
+def initialise() -> dict[str, Any]:
+    """Create tables, the fonds, the shipped classification scheme and retention table, and the key file;
+    make every file of the archive owner-only again (`repaired` lists what had other modes)."""
+    runtime.setup()
     from django.conf import settings
 
+    from medarchive.core import private
+
+    # Before the database is opened: SQLite gives a new -wal/-shm the mode of the database file.
+    repaired = private.repair(_private_paths(settings.CONFIG))
+    runtime.setup(migrate=True)
     from medarchive.archiving.services import install_defaults
     from medarchive.core.services import ensure_fonds
     from medarchive.preservation.services import blob_store
@@ -33,7 +41,18 @@ def initialise() -> dict[str, str]:
         "scheme": scheme.version,
         "retention_table": table.version,
         "database": settings.CONFIG.database_url.split("@")[-1],
+        "repaired": [r.as_dict() for r in repaired],
     }
+
+
+def _private_paths(config: Any) -> list[Path]:
+    """What only the service may read: the data directory, and the key file and SQLite database
+    wherever they are configured (with the key file's lock and SQLite's -wal and -shm)."""
+    paths = [config.data_dir, config.key_file, config.key_file.with_name(config.key_file.name + ".lock")]
+    if config.uses_sqlite:
+        database = Path(config.database_url.removeprefix("sqlite:///"))
+        paths += [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")]
+    return paths
 
 
 def init(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
@@ -42,6 +61,11 @@ def init(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable
     if json_out:
         emit_json(summary)
         return
+    for repair in summary["repaired"]:
+        console.print(
+            f"[yellow]![/] {escape(repair['path'])} was {repair['before']}: now {repair['after']} (owner only)",
+            highlight=False,
+        )
     console.print(
         f"[green]✓[/] archive ready in {summary['data_dir']} (fonds {summary['fonds']}, "
         f"scheme {summary['scheme']}, retention table {summary['retention_table']})"

@@ -106,7 +106,10 @@ def keys_rotate(as_user: AsUser = None, json_out: JsonOut = False) -> None:
 @storage_app.command("recover")
 @runtime.handles_errors
 def storage_recover(
-    grace: Annotated[int, typer.Option(help="Seconds a pending write of a live writer is given.")] = 3600,
+    grace: Annotated[
+        int | None,
+        typer.Option(help="Seconds an untouched write is given (default MEDARCHIVE_STAGING_GRACE_SECONDS)."),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Remove debris of interrupted writes (staging files, blobs no record will use)."""

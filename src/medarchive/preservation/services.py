@@ -38,7 +38,6 @@ from medarchive.security.permissions import require
 from medarchive.security.roles import Action
 
 AGENT = "medarchive"
-RECOVERY_GRACE_SECONDS = 3600
 
 
 def _keyring() -> KeyRing:
@@ -233,14 +232,18 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
-def recover(*, grace_seconds: int = RECOVERY_GRACE_SECONDS) -> RecoveryReport:
+def recover(*, grace_seconds: int | None = None) -> RecoveryReport:
     """Remove what interrupted writers left: staging debris and pending blobs nobody will settle.
 
-    A pending claim of this host is reclaimed only when its writer process is gone; one of
-    another host (whose processes we cannot see) after `grace_seconds`. Each reclaim re-reads
+    Staging files are removed once untouched for `grace_seconds`. A pending claim of this host is
+    reclaimed only when its writer process is gone; one of another host (whose processes we cannot
+    see) after `grace_seconds`. Each reclaim re-reads
     the row under a lock, so a writer that settles it meanwhile keeps its file.
     """
-    report = RecoveryReport(staging_removed=blob_store().storage.cleanup_staging())
+    if grace_seconds is None:
+        grace_seconds = settings.CONFIG.staging_grace_seconds
+    # Staged files are as old as their last write: one younger than the grace may belong to a live writer.
+    report = RecoveryReport(staging_removed=blob_store().storage.cleanup_staging(older_than=grace_seconds))
     cutoff = clock.now() - dt.timedelta(seconds=grace_seconds)
     here = socket.gethostname()
     for address, owner, created_at in Blob.objects.filter(state=Blob.PENDING).values_list(

@@ -6,6 +6,7 @@ from functools import wraps
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext_lazy
 from ninja.security import APIKeyCookie, HttpBearer
 
 from medarchive.core.errors import NotAuthenticated
@@ -47,7 +48,12 @@ def require_authenticated(view: Any) -> Any:
             return view(request, *args, **kwargs)
         if getattr(request, "user", None) is not None and request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        return JsonResponse({"code": "not_authenticated", "message": "authentication required"}, status=401)
+        refusal = NotAuthenticated(
+            gettext_lazy("Authentication required: send Authorization: Bearer <token>."), field="Authorization"
+        )
+        response = JsonResponse(refusal.as_problem(), status=401, json_dumps_params={"ensure_ascii": False})
+        response["WWW-Authenticate"] = 'Bearer realm="medarchive"'
+        return response
 
     return wrapper
 
@@ -56,5 +62,7 @@ def actor_of(request: HttpRequest) -> User:
     """The authenticated user of a request, typed for the services (inputs call this, never `request.user`)."""
     user = request.user
     if not isinstance(user, User) or not user.is_authenticated:
-        raise NotAuthenticated("authentication required")
+        raise NotAuthenticated(
+            gettext_lazy("Authentication required: send Authorization: Bearer <token>."), field="Authorization"
+        )
     return user

@@ -10,6 +10,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from medarchive.core import clock
@@ -200,6 +201,16 @@ def revoke_token(token_id: int, *, actor: User | None) -> None:
         audit.record_event(
             Action.TOKEN_MANAGE, actor=actor, object_type="token", object_id=str(token_id), details={"op": "revoke"}
         )
+
+
+def token_is_valid(raw: str) -> bool:
+    """Whether `raw` is a live token of an active user: one indexed read, no write (the body gate asks
+    this before a request's body is read, in the server's network thread)."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return False
+    live = ApiToken.objects.filter(digest=_digest(raw), revoked_at__isnull=True, user__is_active=True)
+    now = clock.now()
+    return live.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).exists()
 
 
 def authenticate_token(raw: str) -> tuple[User, ApiToken] | None:

@@ -18,7 +18,7 @@ ERRORS = PACKAGE / "core" / "errors.py"
 CODE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # Class defaults that say nothing about the problem: a site must name its own code.
-GENERIC = {"invalid", "validation_error", "conflict", "not_found", "integrity_failure", "internal_error"}
+GENERIC = {"invalid", "validation_error", "conflict", "not_found", "integrity_failure"}
 LAZY = {"gettext_lazy", "pgettext_lazy", "ngettext_lazy"}
 
 # Modules whose errors are not yet catalogued: protocol code (HL7 ERR, FHIR OperationOutcome, DICOM
@@ -40,7 +40,6 @@ NOT_YET: dict[str, str] = {
     "capture/intake.py": "the door: submission registers",
     "capture/resumable.py": "resumable uploads",
     "capture/submissions_api.py": "submissions API",
-    "security/api_auth.py": "API authentication",
     "config.py": "configuration: read by operators at start-up, before any language applies",
 }
 
@@ -64,6 +63,24 @@ def _error_classes() -> set[str]:
                         known.add(node.name)
                         grew = True
     return known - {"Problems"}  # Problems takes problems, not a message
+
+
+def _coded_classes() -> set[str]:
+    """Error classes that set a specific `code` of their own (`class MethodNotAllowed: code = "method_not_allowed"`):
+    raising them needs no `code=`."""
+    coded: set[str] = set()
+    for path in [ERRORS, *_sources()]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if (
+                        isinstance(item, ast.Assign)
+                        and any(isinstance(t, ast.Name) and t.id == "code" for t in item.targets)
+                        and isinstance(item.value, ast.Constant)
+                        and item.value.value not in GENERIC
+                    ):
+                        coded.add(node.name)
+    return coded
 
 
 def _name(func: ast.expr) -> str:
@@ -114,12 +131,12 @@ def _template(arg: ast.expr, lazy: set[str]) -> tuple[str | None, set[str], str]
     return None, set(), ""  # a name or attribute: a template chosen elsewhere (see its table's own test)
 
 
-def check_call(node: ast.Call, lazy: set[str]) -> list[str]:
+def check_call(node: ast.Call, lazy: set[str], coded: frozenset[str] = frozenset()) -> list[str]:
     """What is wrong with one construction of a domain error (empty: nothing)."""
     keywords = {k.arg: k.value for k in node.keywords if k.arg}
     problems = []
     code = keywords.get("code")
-    if code is None:
+    if code is None and _name(node.func) not in coded:
         problems.append("no code=")
     elif isinstance(code, ast.Constant) and (
         not (isinstance(code.value, str) and CODE.match(code.value)) or code.value in GENERIC
@@ -142,6 +159,7 @@ def check_call(node: ast.Call, lazy: set[str]) -> list[str]:
 
 def scan() -> dict[str, list[Site]]:
     classes = _error_classes()
+    coded = frozenset(_coded_classes())
     found: dict[str, list[Site]] = {}
     for path in _sources():
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -149,7 +167,7 @@ def scan() -> dict[str, list[Site]]:
         module = str(path.relative_to(PACKAGE))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in local:
-                problems = check_call(node, lazy)
+                problems = check_call(node, lazy, coded)
                 if problems:
                     found.setdefault(module, []).append(Site(f"{module}:{node.lineno}", problems))
     return found

@@ -569,7 +569,9 @@ def add_rule(spec: RuleSpec, *, actor: User) -> DutyRule:
 
 def get_rule(ref: Any) -> DutyRule:
     text = str(ref).strip()
-    rule = DutyRule.objects.filter(pk=int(text)).first() if text.isascii() and text.isdigit() else None
+    rule = (
+        DutyRule.objects.filter(pk=int(text)).first() if text.isascii() and text.isdigit() and len(text) < 19 else None
+    )
     rule = rule or DutyRule.objects.filter(name=text).first()
     if rule is None:
         raise NotFound(

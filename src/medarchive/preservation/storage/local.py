@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from medarchive.core import private
 from medarchive.preservation.storage.base import (
     ADDRESS_PATTERN,
     DEFAULT_STAGING_MAX_AGE,
@@ -47,7 +48,7 @@ def _fsync_dir(path: Path) -> None:
 class LocalStorage(StorageBase):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private.make_dir(self.root)
         self.staging = self.root / STAGING_DIR
         self.staging.mkdir(exist_ok=True, mode=0o700)
 
