@@ -3,36 +3,45 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from medarchive.cli import runtime
-from medarchive.cli.output import console, emit_json, fail
+from medarchive.cli.output import console, emit_json, errors, fail
 
 department_app = typer.Typer(help="Hospital departments.", no_args_is_help=True)
 user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for hospital systems and scripts.", no_args_is_help=True)
 
 
-def initialise() -> dict[str, str]:
-    """Create tables, the fonds, the shipped classification scheme and retention table, and the key file."""
+def initialise() -> dict[str, Any]:
+    """Create tables, the fonds, the shipped classification scheme and retention table, the key
+    files, and a checkpoint of the audit chain (which anchors the switch-over to the keyed chain)."""
     runtime.setup(migrate=True)
     from django.conf import settings
 
     from medarchive.archiving.services import install_defaults
     from medarchive.core.services import ensure_fonds
     from medarchive.preservation.services import blob_store
+    from medarchive.security.trailcheck import write_checkpoint
 
     fonds = ensure_fonds()
     scheme, table = install_defaults(fonds)
     blob_store()  # creates the key file on first use
+    report = write_checkpoint()  # creates the audit key file on first use
+    for warning in report.warnings:
+        errors.print(f"[yellow]![/] {escape(warning.message)}", highlight=False)
+    if not report.ok:
+        errors.print(f"[bold red]✗[/] {escape(str(report.problem))}", highlight=False)
     return {
         "data_dir": str(settings.CONFIG.data_dir),
         "fonds": fonds.code,
         "scheme": scheme.version,
         "retention_table": table.version,
         "database": settings.CONFIG.database_url.split("@")[-1],
+        "audit_checkpoint": report.checkpoint.seq if report.checkpoint else None,
     }
 
 
