@@ -164,7 +164,8 @@ MESSAGES: dict[str, str] = {
         "entries were removed."
     ),
     "checkpoint_mismatch": gettext_noop(
-        "Audit entry #%(seq)s differs from the checkpoint of %(at)s: the trail was rewritten after #%(good)s."
+        "Audit entry #%(seq)s differs from the checkpoint of %(at)s: entries from #%(first)s to #%(seq)s were "
+        "rewritten or replaced."
     ),
     "checkpoint_switch_over": gettext_noop(
         "The checkpoint of %(at)s records the trail as keyed from #%(checkpoint)s, the database says "
@@ -340,7 +341,7 @@ def verify(
     for cp in by_seq.get(0, []) if start == 1 else []:
         cp_checked += 1
         if cp.mac != GENESIS:
-            finding = Finding("checkpoint_mismatch", 1, {"seq": 1, "at": cp.at_text, "good": 0})
+            finding = Finding("checkpoint_mismatch", 1, {"seq": 1, "at": cp.at_text, "first": 1, "good": 0})
     for entry in [] if finding else entries:
         checked += 1
         finding = _check_link(entry, expected_seq, entry.prev_hash if prev is None else prev)
@@ -352,7 +353,11 @@ def verify(
         for cp in [] if finding else by_seq.get(entry.seq, []):
             cp_checked += 1
             if not hmac.compare_digest(cp.mac, entry.entry_hash):
-                finding = Finding("checkpoint_mismatch", entry.seq, {"seq": entry.seq, "at": cp.at_text, "good": good})
+                finding = Finding(
+                    "checkpoint_mismatch",
+                    entry.seq,
+                    {"seq": entry.seq, "at": cp.at_text, "first": good + 1, "good": good},
+                )
                 break
             good = entry.seq
         if finding:

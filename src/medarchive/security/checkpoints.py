@@ -78,6 +78,7 @@ class Checkpoint:
             "key_id": self.key_id,
             "algorithm": self.algorithm,
             "prev": self.prev,
+            "signer": self.signer,  # covered, so a signed line cannot pass itself off as unsigned
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("ascii")
 
@@ -92,7 +93,6 @@ class Checkpoint:
         doc = json.loads(self.payload())
         doc |= {
             "line_mac": self.line_mac,
-            "signer": self.signer,
             "signature": self.signature,
             "timestamp_token": self.timestamp_token,
         }

@@ -159,9 +159,13 @@ def _beyond_head() -> chain.Finding | None:
 
 def _ring(*, create: bool) -> tuple[AuditKeyRing | None, Notice | None]:
     try:
-        return (audit.ensure_ring() if create else audit.find_ring()), None
+        ring = audit.ensure_ring() if create else audit.find_ring()
     except ConfigurationError as exc:  # verify still reports what it can (entries under an unknown key)
         return None, Notice("no_audit_key", {"error": exc.message})
+    if ring is None:
+        path = settings.CONFIG.audit_key_file
+        return None, Notice("no_audit_key", {"error": f"{path} does not exist"})
+    return ring, None
 
 
 def _file() -> CheckpointFile:
