@@ -23,6 +23,7 @@ import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
+from django.utils import translation
 
 from medarchive.access.services import read_content
 from medarchive.core.errors import ConfigurationError, IntegrityFailure
@@ -222,7 +223,9 @@ def test_deleting_the_head_is_tampering_and_audited_actions_then_fail_clearly(
     assert [w.code for w in report.warnings][-1] == "not_recorded"  # the report still reaches the auditor
     with pytest.raises(IntegrityFailure) as info:
         b"".join(read_content(users["archivist"], record.pk).chunks)
-    assert info.value.code == "audit_head_missing" and "head is missing" in str(info.value.template)
+    assert info.value.code == "audit_head_missing" and "审计链头已丢失" in info.value.message
+    with translation.override("en"):
+        assert "head is missing" in info.value.message
     with pytest.raises(IntegrityFailure), transaction.atomic():
         audit.record_event(Action.AUDIT_READ, actor=users["auditor"])
     assert AuditEntry.objects.filter(seq__gt=last).count() == 0  # nothing written, no new chain started
