@@ -23,3 +23,4 @@ def pytest_unconfigure(config: object) -> None:
     import shutil
 
     shutil.rmtree(_data_dir, ignore_errors=True)
+    shutil.rmtree(f"{_data_dir}-audit-checkpoints", ignore_errors=True)

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 PASSWORD = "Correct-Horse-42"
 _counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_audit_checkpoints() -> Iterator[None]:
+    """Each test's database starts from the migrated state, so checkpoints one test wrote
+    (outside the database) would name entries the next test never had: remove them."""
+    yield
+    from django.conf import settings
+
+    shutil.rmtree(settings.CONFIG.audit_checkpoint_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -77,6 +77,9 @@ class Config:
     fonds_code: str
     fonds_name: str
     audit_hash: str
+    audit_key: str | None = field(repr=False)  # the audit chain's HMAC key ring (ADR 0013)
+    audit_key_file: Path
+    audit_checkpoint_dir: Path  # checkpoints of the audit chain, outside the database
     archival_code_pattern: str
     resumable_threshold_bytes: int  # files larger than this are sent as resumable uploads
     staging_grace_seconds: int  # staged writes untouched this long are debris of a killed writer
@@ -142,6 +145,10 @@ def load() -> Config:
     audit_hash = _env("AUDIT_HASH", "sm3") or "sm3"
     if audit_hash not in {"sm3", "sha256"}:
         raise ConfigurationError(f"{PREFIX}AUDIT_HASH must be sm3 or sha256, got {audit_hash!r}")
+    audit_key = _env("AUDIT_KEY")
+    if env == "production" and not audit_key and not _env("AUDIT_KEY_FILE"):
+        raise ConfigurationError(f"{PREFIX}AUDIT_KEY or {PREFIX}AUDIT_KEY_FILE is required in production mode")
+    key_file = Path(_env("KEY_FILE") or data_dir / "keys.json").expanduser()
     hosts = _env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver") or ""
     return Config(
         env=env,
@@ -156,7 +163,7 @@ def load() -> Config:
         s3_prefix=_env("S3_PREFIX", "") or "",
         cipher=cipher,
         master_key=master_key,
-        key_file=Path(_env("KEY_FILE") or data_dir / "keys.json").expanduser(),
+        key_file=key_file,
         max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD),
         session_idle_seconds=_env_int("SESSION_IDLE_SECONDS", 15 * 60),
         lockout_attempts=_env_int("LOCKOUT_ATTEMPTS", 5),
@@ -165,6 +172,14 @@ def load() -> Config:
         fonds_code=_env("FONDS_CODE", "Z001") or "Z001",
         fonds_name=_env("FONDS_NAME", "示范医院") or "示范医院",
         audit_hash=audit_hash,
+        audit_key=audit_key,
+        audit_key_file=Path(_env("AUDIT_KEY_FILE") or key_file.parent / "audit-keys.json").expanduser(),
+        # A sibling of the data directory by default: a copy or wipe of the data directory leaves it.
+        audit_checkpoint_dir=Path(
+            _env("AUDIT_CHECKPOINT_DIR") or data_dir.parent / f"{data_dir.name}-audit-checkpoints"
+        )
+        .expanduser()
+        .resolve(),
         archival_code_pattern=_env("ARCHIVAL_CODE_PATTERN", DEFAULT_ARCHIVAL_CODE_PATTERN)
         or DEFAULT_ARCHIVAL_CODE_PATTERN,
         resumable_threshold_bytes=_env_int("RESUMABLE_THRESHOLD_BYTES", 64 * 1024 * 1024),

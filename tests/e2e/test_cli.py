@@ -158,7 +158,7 @@ def test_fixity_and_audit_verify_detect_tampering(cli: Cli, tmp_path: Path) -> N
     result = cli.run("audit", "verify", "--as", "auditor", "--json", check=False)
     assert result.returncode == 1
     report = json.loads(result.stdout)
-    assert report["first_bad_seq"] == 3 and "altered" in report["problem"]
+    assert report["first_bad_seq"] == 3 and report["code"] == "entry_altered" and "#3" in report["problem"]
 
 
 def test_no_plaintext_under_the_data_directory(cli: Cli, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from medarchive.cli import runtime
-from medarchive.cli.output import console, emit_json, fail
+from medarchive.cli.output import console, emit_json, errors, fail
 
 department_app = typer.Typer(help="Hospital departments.", no_args_is_help=True)
 user_app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -18,8 +18,9 @@ token_app = typer.Typer(help="API tokens for hospital systems and scripts.", no_
 
 
 def initialise() -> dict[str, Any]:
-    """Create tables, the fonds, the shipped classification scheme and retention table, and the key file;
-    make every file of the archive owner-only again (`repaired` lists what had other modes)."""
+    """Create tables, the fonds, the shipped classification scheme and retention table, the key files
+    and a checkpoint of the audit chain (which anchors the switch-over to the keyed chain); make every
+    file of the archive owner-only again (`repaired` lists what had other modes)."""
     runtime.setup()
     from django.conf import settings
 
@@ -31,10 +32,16 @@ def initialise() -> dict[str, Any]:
     from medarchive.archiving.services import install_defaults
     from medarchive.core.services import ensure_fonds
     from medarchive.preservation.services import blob_store
+    from medarchive.security.trailcheck import write_checkpoint
 
     fonds = ensure_fonds()
     scheme, table = install_defaults(fonds)
     blob_store()  # creates the key file on first use
+    report = write_checkpoint()  # creates the audit key file on first use
+    for warning in report.warnings:
+        errors.print(f"[yellow]![/] {escape(warning.message)}", highlight=False)
+    if not report.ok:
+        errors.print(f"[bold red]✗[/] {escape(str(report.problem))}", highlight=False)
     return {
         "data_dir": str(settings.CONFIG.data_dir),
         "fonds": fonds.code,
@@ -42,13 +49,15 @@ def initialise() -> dict[str, Any]:
         "retention_table": table.version,
         "database": settings.CONFIG.database_url.split("@")[-1],
         "repaired": [r.as_dict() for r in repaired],
+        "audit_checkpoint": report.checkpoint.seq if report.checkpoint else None,
     }
 
 
 def _private_paths(config: Any) -> list[Path]:
-    """What only the service may read: the data directory, and the key file and SQLite database
+    """What only the service may read: the data directory, the key files, the audit checkpoints and the SQLite database
     wherever they are configured (with the key file's lock and SQLite's -wal and -shm)."""
     paths = [config.data_dir, config.key_file, config.key_file.with_name(config.key_file.name + ".lock")]
+    paths += [config.audit_key_file, config.audit_checkpoint_dir]
     if config.uses_sqlite:
         database = Path(config.database_url.removeprefix("sqlite:///"))
         paths += [database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,7 +13,7 @@ from medarchive.cli.options import JsonOut
 from medarchive.cli.output import console, emit_json, errors
 
 fixity_app = typer.Typer(help="Fixity: decrypt and re-hash stored copies.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+audit_app = typer.Typer(help="The keyed, hash-chained audit trail and its checkpoints.", no_args_is_help=True)
 keys_app = typer.Typer(help="Master keys for envelope encryption.", no_args_is_help=True)
 storage_app = typer.Typer(help="Blob store maintenance.", no_args_is_help=True)
 
@@ -64,10 +64,27 @@ def fixity_verify(
         raise SystemExit(1)
 
 
+def _print_check(report: Any) -> None:
+    for warning in report.warnings:
+        errors.print(f"[yellow]![/] {escape(warning.message)}", highlight=False)
+    if not report.ok:
+        errors.print(f"[bold red]✗[/] {escape(str(report.problem))}", highlight=False)
+        return
+    cp = report.checkpoint
+    note = ""
+    if cp is not None:
+        note = f"; checkpoint #{cp.seq} {'written' if report.checkpoint_written else 'unchanged'} ({cp.signer})"
+    console.print(
+        f"[green]✓[/] audit chain intact ({report.checked} entries, "
+        f"{report.checkpoints_checked} checkpoints checked{note})"
+    )
+
+
 @audit_app.command("verify")
 @runtime.handles_errors
 def audit_verify(as_user: AsUser = None, json_out: JsonOut = False) -> None:
-    """Walk the hash chain; exit 1 and name the first broken entry."""
+    """Walk the whole chain against its head and every checkpoint; exit 1 naming the first bad entry.
+    When it verifies, a checkpoint is appended outside the database."""
     runtime.setup()
     runtime.ensure_initialised()
     from medarchive.security.services import verify_audit
@@ -75,12 +92,42 @@ def audit_verify(as_user: AsUser = None, json_out: JsonOut = False) -> None:
     report = verify_audit(actor=runtime.actor(as_user))
     if json_out:
         emit_json(report.as_dict())
-    elif report.ok:
-        console.print(f"[green]✓[/] audit chain intact ({report.checked} entries)")
     else:
-        errors.print(f"[bold red]✗[/] {escape(str(report.problem))}", highlight=False)
+        _print_check(report)
     if not report.ok:
         raise SystemExit(1)
+
+
+@audit_app.command("checkpoint")
+@runtime.handles_errors
+def audit_checkpoint(as_user: AsUser = None, json_out: JsonOut = False) -> None:
+    """Check the entries since the last checkpoint and append a new one; exit 1 on tampering."""
+    runtime.setup()
+    runtime.ensure_initialised()
+    from medarchive.security.services import checkpoint_audit
+
+    report = checkpoint_audit(actor=runtime.actor(as_user))
+    if json_out:
+        emit_json(report.as_dict())
+    else:
+        _print_check(report)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@audit_app.command("rotate-key")
+@runtime.handles_errors
+def audit_rotate_key(as_user: AsUser = None, json_out: JsonOut = False) -> None:
+    """Make a new audit key active; old keys stay in the key file so old entries still verify."""
+    runtime.setup()
+    runtime.ensure_initialised()
+    from medarchive.security.services import rotate_audit_key
+
+    key_id, key_ids = rotate_audit_key(actor=runtime.actor(as_user))
+    if json_out:
+        emit_json({"active_key": key_id, "keys": list(key_ids)})
+    else:
+        console.print(f"[green]✓[/] audit key {key_id} active ({len(key_ids)} keys in the ring)")
 
 
 @keys_app.command("rotate")

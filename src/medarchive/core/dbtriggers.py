@@ -13,9 +13,9 @@ from dataclasses import dataclass
 class Guard:
     name: str
     table: str
-    events: tuple[str, ...]  # "UPDATE", "DELETE"
+    events: tuple[str, ...]  # "INSERT", "UPDATE", "DELETE"
     reason: str
-    condition: str = ""  # SQL boolean over OLD/NEW (SQLite dialect); "" = always
+    condition: str = ""  # SQL boolean over OLD/NEW (SQLite dialect; NEW only for INSERT); "" = always
     pg_condition: str | None = None  # PostgreSQL dialect, when it differs
 
     def sqlite_create(self) -> list[str]:

@@ -1,22 +1,43 @@
-"""Writing and verifying the audit trail (SEC-04).
+"""Writing the audit trail (SEC-04) and reading its key ring.
 
 `record_event` must run inside the caller's transaction, so the entry commits or rolls
-back together with the change it describes.
+back together with the change it describes. Verification and checkpoints are in
+`trailcheck.py`; `verify_chain` is re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import hashlib
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils.translation import gettext_lazy
 
 from medarchive.core import clock
-from medarchive.core.errors import PermissionDenied
+from medarchive.core.errors import ConfigurationError, IntegrityFailure, PermissionDenied
 from medarchive.security import chain, context
+from medarchive.security.auditkeys import AuditKeyRing
 from medarchive.security.models import AuditEntry, AuditHead, User
 from medarchive.security.roles import Action
+
+if TYPE_CHECKING:
+    from medarchive.security.trailcheck import VerifyReport
+
+_HEAD = AuditHead._meta.db_table
+_LOCK = f"SELECT seq, entry_hash, keyed_from FROM {_HEAD} WHERE id = 1"  # noqa: S608
+_ADVANCE = f"UPDATE {_HEAD} SET seq = %s, entry_hash = %s WHERE id = 1"  # noqa: S608
+
+
+def head_missing() -> IntegrityFailure:
+    return IntegrityFailure(
+        gettext_lazy(
+            "The audit chain head is missing from the database: the audit trail was tampered with. "
+            "Audited actions are refused until the database is restored from a backup."
+        ),
+        code="audit_head_missing",
+    )
 
 
 def record_event(
@@ -31,9 +52,10 @@ def record_event(
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record_event() must run inside the transaction of the change it records")
     _check_details(details or {})
-    seq, prev_hash = _advance_head()
+    ring = signing_ring()
+    head = _lock_head()
     entry = chain.ChainEntry(
-        seq=seq,
+        seq=head.seq + 1,
         at=clock.now(),
         actor_id=actor.pk if actor else None,
         actor_name=actor.username if actor else "system",
@@ -44,9 +66,10 @@ def record_event(
         source=context.source.get(),
         details=details or {},
         algorithm=settings.CONFIG.audit_hash,
-        prev_hash=prev_hash,
+        prev_hash=head.mac,
+        key_id=ring.active_key_id,
     )
-    sealed = chain.seal(entry)
+    sealed = chain.seal(entry, ring.active_key, keyed_from=head.keyed_from)
     row = AuditEntry.objects.create(
         seq=entry.seq,
         at=entry.at,
@@ -61,26 +84,96 @@ def record_event(
         algorithm=entry.algorithm,
         prev_hash=entry.prev_hash,
         entry_hash=sealed,
+        key_id=entry.key_id,
     )
-    AuditHead.objects.filter(id=1).update(entry_hash=sealed)
+    # One step forward onto the entry just written: the only UPDATE the head's trigger allows.
+    with connection.cursor() as cursor:
+        cursor.execute(_ADVANCE, [entry.seq, sealed])
     return row
 
 
-# Taking the next number locks the head (row lock on PostgreSQL, the write lock on SQLite) until
-# the transaction ends, so appends are serialised and a rolled-back change leaves no gap.
-_ADVANCE = f"UPDATE {AuditHead._meta.db_table} SET seq = seq + 1 WHERE id = 1 RETURNING seq, entry_hash"  # noqa: S608
-
-
-def _advance_head() -> tuple[int, str]:
-    """(the new entry's seq, the previous entry's hash), in one statement once the head exists."""
+def _lock_head() -> chain.Head:
+    """The head, locked until the transaction ends (row lock on PostgreSQL; on SQLite the
+    transaction already holds the write lock), so appends are serialised and a rolled-back
+    change leaves no gap. A missing head is tampering: refuse rather than start a new chain."""
+    sql = _LOCK + (" FOR UPDATE" if connection.features.has_select_for_update else "")
     with connection.cursor() as cursor:
-        cursor.execute(_ADVANCE)
+        cursor.execute(sql)
         row = cursor.fetchone()
-        if row is None:
-            AuditHead.objects.bulk_create([AuditHead(id=1)], ignore_conflicts=True)
-            cursor.execute(_ADVANCE)
-            row = cursor.fetchone()
-    return int(row[0]), str(row[1])
+    if row is None:
+        raise head_missing()
+    return chain.Head(seq=int(row[0]), mac=str(row[1]), keyed_from=int(row[2]))
+
+
+def read_head() -> chain.Head | None:
+    row = AuditHead.objects.filter(id=1).values_list("seq", "entry_hash", "keyed_from").first()
+    return chain.Head(seq=row[0], mac=row[1], keyed_from=row[2]) if row else None
+
+
+# --- the audit key ring ---------------------------------------------------------------------------
+
+
+def _key_file_stamp() -> int | None:
+    """Changes when another process (`medarchive audit rotate-key`) rewrites the key file."""
+    if settings.CONFIG.audit_key:
+        return None
+    try:
+        return settings.CONFIG.audit_key_file.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _secret_id(secret: str | None) -> str:
+    # The cache is keyed by a digest of the secret, so the secret itself is not kept twice.
+    return hashlib.sha256(secret.encode()).hexdigest() if secret else ""
+
+
+def find_ring() -> AuditKeyRing | None:
+    """The configured ring: from MEDARCHIVE_AUDIT_KEY, else the key file; None without either."""
+    config = settings.CONFIG
+    if config.audit_key:
+        return AuditKeyRing.from_secret(config.audit_key)
+    if config.audit_key_file.exists():
+        return AuditKeyRing.load(config.audit_key_file)
+    return None
+
+
+def ensure_ring() -> AuditKeyRing:
+    """The configured ring; a missing key file is created, unless the trail already has keyed
+    entries: then the key was lost, and a new one would only hide that (the old entries could
+    never verify again)."""
+    ring = find_ring()
+    if ring is not None:
+        return ring
+    config = settings.CONFIG
+    if AuditEntry.objects.exclude(key_id="").exists():
+        raise ConfigurationError(
+            gettext_lazy(
+                "The audit key file %(path)s is missing, but the audit trail has entries sealed with "
+                "audit keys: restore the file from its backup (a new key cannot verify them)."
+            ),
+            code="audit_key_missing",
+            path=str(config.audit_key_file),
+        )
+    return AuditKeyRing.create(config.audit_key_file)
+
+
+@lru_cache(maxsize=4)
+def _ring_for(secret_id: str, path: str, stamp: int | None) -> AuditKeyRing:
+    return ensure_ring()
+
+
+def signing_ring() -> AuditKeyRing:
+    """The ring `record_event` seals with (cached per key source; one stat per call)."""
+    config = settings.CONFIG
+    return _ring_for(_secret_id(config.audit_key), str(config.audit_key_file), _key_file_stamp())
+
+
+def forget_ring() -> None:
+    _ring_for.cache_clear()
+
+
+# --- details and refusals -------------------------------------------------------------------------
 
 
 def _check_details(value: Any) -> None:
@@ -125,27 +218,8 @@ def record_refusal(exc: PermissionDenied) -> None:
     )
 
 
-def _entries(up_to: int) -> Iterator[chain.ChainEntry]:
-    for row in AuditEntry.objects.filter(seq__lte=up_to).order_by("seq").iterator(chunk_size=2000):
-        yield chain.ChainEntry(
-            seq=row.seq,
-            at=row.at,
-            actor_id=row.actor_id,
-            actor_name=row.actor_name,
-            action=row.action,
-            object_type=row.object_type,
-            object_id=row.object_id,
-            result=row.result,
-            source=row.source,
-            details=row.details,
-            algorithm=row.algorithm,
-            prev_hash=row.prev_hash,
-            entry_hash=row.entry_hash,
-        )
+def verify_chain(*, write_checkpoint: bool = False) -> VerifyReport:
+    """Walk the whole chain against its head and every checkpoint (see `trailcheck.verify_chain`)."""
+    from medarchive.security import trailcheck  # noqa: PLC0415 - trailcheck imports this module
 
-
-def verify_chain() -> chain.ChainReport:
-    # Verify up to the head as read now: entries appended during the walk are not "removed" ones.
-    head = AuditHead.objects.filter(id=1).first()
-    head_seq, head_hash = (head.seq, head.entry_hash) if head else (0, chain.GENESIS)
-    return chain.verify(_entries(head_seq), head_seq=head_seq, head_hash=head_hash)
+    return trailcheck.verify_chain(write_checkpoint=write_checkpoint)

@@ -59,8 +59,10 @@ class ApiToken(models.Model):
 class AuditEntry(models.Model):
     """One audited event. Rows are never updated or deleted (database triggers refuse it).
 
-    `entry_hash` = H(prev_hash || canonical JSON of the other fields), H = SM3 by default,
-    so editing, deleting or re-ordering any row breaks the chain at that row.
+    `entry_hash` is the seal over prev_hash and the canonical JSON of the other fields: from
+    the head's `keyed_from` on HMAC-H(audit key `key_id`, ...), before it (entries of an older
+    version) H(...), H = SM3 by default. Editing, deleting or re-ordering any row breaks the
+    chain at that row; rebuilding it needs the audit key, which is not in the database.
     """
 
     seq = models.BigIntegerField(unique=True)
@@ -76,6 +78,7 @@ class AuditEntry(models.Model):
     algorithm = models.CharField(max_length=8)
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16, blank=True, default="")  # "" = unkeyed (before keyed_from)
 
     class Meta:
         ordering = ["seq"]
@@ -85,11 +88,17 @@ class AuditEntry(models.Model):
 
 
 class AuditHead(models.Model):
-    """The chain's tip, locked by every writer: serialises appends and detects a cut-off tail."""
+    """The chain's tip, locked by every writer: serialises appends and detects a cut-off tail.
+
+    One row, created by the migration. Triggers refuse to delete it and refuse any UPDATE that
+    does not advance it by exactly one to an entry that exists; `keyed_from` (the first entry
+    sealed with the audit key) never changes.
+    """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
     entry_hash = models.CharField(max_length=64, default="0" * 64)
+    keyed_from = models.BigIntegerField(default=1)
 
     def __str__(self) -> str:
         return f"head #{self.seq}"

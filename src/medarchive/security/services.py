@@ -6,18 +6,28 @@ import datetime as dt
 import hashlib
 import secrets
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from medarchive.core import clock
-from medarchive.core.errors import Collector, Conflict, NotFound, PermissionDenied, ValidationError
+from medarchive.core.errors import (
+    Collector,
+    ConfigurationError,
+    Conflict,
+    IntegrityFailure,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from medarchive.core.labels import with_labels
 from medarchive.core.models import Department
-from medarchive.security import audit, chain
+from medarchive.security import audit, trailcheck
 from medarchive.security.models import ROLE_LABELS, ApiToken, User
 from medarchive.security.permissions import require
 from medarchive.security.roles import Action, Role
@@ -228,16 +238,57 @@ def authenticate_token(raw: str) -> tuple[User, ApiToken] | None:
     return token.user, token
 
 
-def verify_audit(*, actor: User | None) -> chain.ChainReport:
+def verify_audit(*, actor: User | None) -> trailcheck.VerifyReport:
+    """Walk the whole audit chain against its head and every checkpoint; when it verifies,
+    append a checkpoint. The verification is itself audited (when the trail still can be)."""
     if actor is not None:
         require(actor, Action.AUDIT_VERIFY)
-    report = audit.verify_chain()
-    with transaction.atomic():
-        audit.record_event(
-            Action.AUDIT_VERIFY,
-            actor=actor,
-            object_type="audit",
-            result="success" if report.ok else "failure",
-            details=report.as_dict(),
-        )
+    report = trailcheck.verify_chain(write_checkpoint=True)
+    return _record_check(report, actor=actor)
+
+
+def checkpoint_audit(*, actor: User | None) -> trailcheck.VerifyReport:
+    """Check what was appended since the last checkpoint and append a new one."""
+    if actor is not None:
+        require(actor, Action.AUDIT_VERIFY)
+    return _record_check(trailcheck.write_checkpoint(), actor=actor)
+
+
+def _record_check(report: trailcheck.VerifyReport, *, actor: User | None) -> trailcheck.VerifyReport:
+    try:
+        with transaction.atomic():
+            audit.record_event(
+                Action.AUDIT_VERIFY,
+                actor=actor,
+                object_type="audit",
+                result="success" if report.ok else "failure",
+                details=report.audit_details(),
+            )
+    except (IntegrityFailure, ConfigurationError) as exc:
+        if exc.code not in {"audit_head_missing", "audit_key_missing"}:
+            raise
+        # The report says why: the auditor must still get it.
+        return report.with_warning(trailcheck.Notice("not_recorded"))
     return report
+
+
+def rotate_audit_key(*, actor: User | None) -> tuple[str, tuple[str, ...]]:
+    """Make a new audit key active; old keys stay so the entries they sealed still verify."""
+    if actor is not None:
+        require(actor, Action.KEYS_ROTATE)
+    config = settings.CONFIG
+    if config.audit_key:
+        raise Conflict(
+            gettext_lazy(
+                "The audit key comes from MEDARCHIVE_AUDIT_KEY: add a key to the ring in your key manager "
+                "and set it there."
+            ),
+            code="audit_key_external",
+            field="MEDARCHIVE_AUDIT_KEY",
+        )
+    ring = audit.ensure_ring()
+    new_id = ring.rotate(config.audit_key_file)
+    audit.forget_ring()
+    with transaction.atomic():
+        audit.record_event(Action.KEYS_ROTATE, actor=actor, object_type="audit_key", object_id=new_id)
+    return new_id, ring.key_ids

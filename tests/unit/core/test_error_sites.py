@@ -41,6 +41,8 @@ NOT_YET: dict[str, str] = {
     "capture/resumable.py": "resumable uploads",
     "capture/submissions_api.py": "submissions API",
     "config.py": "configuration: read by operators at start-up, before any language applies",
+    "security/auditkeys.py": "the audit key ring: read at start-up, like config.py",
+    "security/tasks.py": "the worker's audit checkpoint job: its failure goes to the job log",
 }
 
 
