@@ -8,9 +8,10 @@ What it does (see docs/benchmarks.md):
    `initialise()`, one department and one archivist.
 2. Writes the input files (distinct `os.urandom` content) to a separate temporary
    directory before anything is timed.
-3. Runs four phases, each in its own fresh interpreter so that each has its own peak
+3. Runs five phases, each in its own fresh interpreter so that each has its own peak
    RSS (`ru_maxrss` cannot be reset): baseline-small, baseline-large,
-   medarchive-small, medarchive-large.
+   medarchive-small-normal (SQLite synchronous=NORMAL, files of its own), medarchive-small,
+   medarchive-large (both with the durable default, synchronous=FULL).
 
    * medarchive: one `create_record(Description, [IncomingFile(stream=open file)])`
      per file, the service call the REST API makes.
@@ -52,7 +53,10 @@ DEPARTMENT = "BENCH"
 USERNAME = "bench-archivist"
 CLASS_CODE = "WS"
 CIPHERS = ("aes-256-gcm", "sm4-gcm")
-PHASES = ("baseline-small", "baseline-large", "medarchive-small", "medarchive-large")
+# medarchive-small-normal: the same 100 KiB ingest with SQLite's synchronous=NORMAL (the WAL synced
+# at checkpoints only, which loses acknowledged commits in a power cut) on files of its own: what
+# the durable default (FULL, one WAL sync per commit) costs, measured in the same run (ADR 0015).
+PHASES = ("baseline-small", "baseline-large", "medarchive-small-normal", "medarchive-small", "medarchive-large")
 
 # Targets from the issue.
 TARGET_LARGE_RATIO = 0.60  # medarchive MiB/s for 10 MiB files >= 60 % of the baseline's
@@ -86,9 +90,10 @@ def _load_manifest(path: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- phases (each in a child process)
 
 
-def _django_setup(data_dir: Path, cipher: str) -> None:
+def _django_setup(data_dir: Path, cipher: str, synchronous: str = "FULL") -> None:
     os.environ["MEDARCHIVE_DATA_DIR"] = str(data_dir)
     os.environ["MEDARCHIVE_CIPHER"] = cipher
+    os.environ["MEDARCHIVE_SQLITE_SYNCHRONOUS"] = synchronous
     os.environ["DJANGO_SETTINGS_MODULE"] = "medarchive.settings"
     import django
 
@@ -147,11 +152,14 @@ def _timed_loop(files: list[str], ingest: Any, warmup: str) -> dict[str, Any]:
     }
 
 
-def phase_medarchive(data_dir: Path, cipher: str, files: list[str], warmup: str) -> dict[str, Any]:
-    _django_setup(data_dir, cipher)
+def phase_medarchive(
+    data_dir: Path, cipher: str, files: list[str], warmup: str, synchronous: str = "FULL"
+) -> dict[str, Any]:
+    _django_setup(data_dir, cipher, synchronous)
     import uuid
 
     from django.conf import settings
+    from django.db import connection
 
     from medarchive.archiving.models import Record
     from medarchive.capture.services import Description, IncomingFile, create_record
@@ -160,6 +168,10 @@ def phase_medarchive(data_dir: Path, cipher: str, files: list[str], warmup: str)
     from medarchive.security.models import User
 
     assert settings.CONFIG.cipher == cipher
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        level = {1: "NORMAL", 2: "FULL", 3: "EXTRA"}[cursor.fetchone()[0]]
+    assert level == synchronous, level
     context.source.set("benchmark")
     actor = User.objects.get(username=USERNAME)
     counter = iter(range(1, 1 << 62))
@@ -185,6 +197,7 @@ def phase_medarchive(data_dir: Path, cipher: str, files: list[str], warmup: str)
     if created != len(files):
         raise SystemExit(f"expected {len(files)} new records, found {created}")
     result["records_created"], result["blobs_stored_total"] = created, stored
+    result["synchronous"] = level
     return result
 
 
@@ -237,13 +250,14 @@ def run_phase(args: argparse.Namespace) -> None:
     if args.phase == "setup":
         result = phase_setup(data_dir, args.cipher)
     else:
-        kind, size_class = args.phase.split("-")
-        files = manifest["files"][size_class]
+        kind, size_class, *mode = args.phase.split("-")
+        synchronous = "NORMAL" if mode == ["normal"] else "FULL"
+        files = manifest["files"][size_class if synchronous == "FULL" else "small_normal"]
         warmup = manifest["warmup"][PHASES.index(args.phase)]  # one distinct file per phase: no dedup
         if kind == "baseline":
             result = phase_baseline(Path(manifest["baseline_dir"]) / size_class, args.cipher, files, warmup)
         else:
-            result = phase_medarchive(data_dir, args.cipher, files, warmup)
+            result = phase_medarchive(data_dir, args.cipher, files, warmup, synchronous)
     print(json.dumps(result))
 
 
@@ -363,7 +377,14 @@ def _evaluate(phases: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "pass": memory_delta_kib < memory_limit_kib,
         },
     ]
-    return {"ratios": ratios, "targets": targets, "memory_delta_kib": memory_delta_kib}
+    normal, full = phases["medarchive-small-normal"], phases["medarchive-small"]
+    durability = {
+        "normal_files_per_s": normal["files_per_s"],
+        "full_files_per_s": full["files_per_s"],
+        "full_over_normal": full["files_per_s"] / normal["files_per_s"] if normal["files_per_s"] else 0.0,
+        "p50_ms_added": full["latency_ms"]["p50"] - normal["latency_ms"]["p50"],
+    }
+    return {"ratios": ratios, "targets": targets, "memory_delta_kib": memory_delta_kib, "durability": durability}
 
 
 def _table(report: dict[str, Any]) -> str:
@@ -379,19 +400,24 @@ def _table(report: dict[str, Any]) -> str:
         f"inputs: {cfg['small_count']} x {SMALL_SIZE // KIB} KiB, "
         f"{cfg['large_count']} x {LARGE_SIZE // MIB} MiB (os.urandom); MiB = 2**20 bytes; RSS figures in MiB",
         "",
-        f"{'phase':<18} {'files':>6} {'MiB':>8} {'seconds':>8} {'files/s':>9} {'MiB/s':>8} "
+        f"{'phase':<23} {'files':>6} {'MiB':>8} {'seconds':>8} {'files/s':>9} {'MiB/s':>8} "
         f"{'p50 ms':>7} {'p95 ms':>7} {'peak RSS':>9} {'growth':>7} {'files/s 1st/last 10%':>21}",
     ]
     for name in PHASES:
         p = report["phases"][name]
         lines.append(
-            f"{name:<18} {p['files']:>6} {p['bytes'] / MIB:>8.1f} {p['seconds']:>8.2f} "
+            f"{name:<23} {p['files']:>6} {p['bytes'] / MIB:>8.1f} {p['seconds']:>8.2f} "
             f"{p['files_per_s']:>9.1f} {p['mib_per_s']:>8.1f} "
             f"{p['latency_ms']['p50']:>7.2f} {p['latency_ms']['p95']:>7.2f} "
             f"{p['peak_rss_kib'] / KIB:>9.1f} {p['peak_growth_kib'] / KIB:>7.1f} "
             f"{p['files_per_s_first_tenth']:>12.1f} / {p['files_per_s_last_tenth']:<.1f}"
         )
     lines.append("")
+    d = report["durability"]
+    lines.append(
+        f"durable commits (synchronous=FULL vs NORMAL, 100 KiB files): {d['full_files_per_s']:.1f} vs "
+        f"{d['normal_files_per_s']:.1f} files/s ({d['full_over_normal']:.0%}), p50 {d['p50_ms_added']:+.2f} ms"
+    )
     for size_class, label in (("small", "100 KiB"), ("large", "10 MiB")):
         r = report["ratios"][size_class]
         lines.append(
@@ -426,6 +452,7 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
             "warmup": warmup,
             "files": {
                 "small": _generate(input_dir, "small", args.small_count, SMALL_SIZE),
+                "small_normal": _generate(input_dir, "small-normal", args.small_count, SMALL_SIZE),
                 "large": _generate(input_dir, "large", args.large_count, LARGE_SIZE),
             },
         }

@@ -40,6 +40,7 @@ from medarchive.core.apierrors import (
 from medarchive.core.errors import InternalError, MedarchiveError, NotFound, PermissionDenied, Problems, ValidationError
 from medarchive.core.routers import records
 from medarchive.core.schemas import ERRORS, HealthOut
+from medarchive.preservation import durability
 from medarchive.preservation.api import router as preservation_router
 from medarchive.security import audit
 from medarchive.security.api import router as security_router
@@ -208,9 +209,11 @@ def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 @api.get("/health", auth=None, tags=["system"], response={200: HealthOut, **ERRORS})
-def health(request: HttpRequest) -> dict[str, str]:
-    """Liveness for load balancers; the only endpoint that needs no authentication."""
-    return {"status": "ok", "version": __version__}
+def health(request: HttpRequest) -> dict[str, Any]:
+    """Liveness for load balancers; the only endpoint that needs no authentication. `durable` is
+    false when the database could lose acknowledged commits in a power cut (the server log and
+    `medarchive init` say why)."""
+    return {"status": "ok", "version": __version__, "durable": not durability.problems()}
 
 
 api.add_router("/records", records)

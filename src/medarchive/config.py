@@ -92,6 +92,9 @@ class Config:
     email_password: str = field(repr=False)
     email_tls: bool
     email_from: str
+    # SQLite's PRAGMA synchronous: FULL syncs the WAL at every commit, so an acknowledged record
+    # survives a power cut (ADR 0015); NORMAL is only for measuring what that costs.
+    sqlite_synchronous: str = "FULL"
 
     @property
     def production(self) -> bool:
@@ -150,6 +153,9 @@ def load() -> Config:
         raise ConfigurationError(f"{PREFIX}AUDIT_KEY or {PREFIX}AUDIT_KEY_FILE is required in production mode")
     key_file = Path(_env("KEY_FILE") or data_dir / "keys.json").expanduser()
     hosts = _env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver") or ""
+    synchronous = (_env("SQLITE_SYNCHRONOUS", "FULL") or "FULL").upper()
+    if synchronous not in {"FULL", "EXTRA", "NORMAL"}:
+        raise ConfigurationError(f"{PREFIX}SQLITE_SYNCHRONOUS must be FULL, EXTRA or NORMAL, got {synchronous!r}")
     return Config(
         env=env,
         data_dir=data_dir,
@@ -186,6 +192,7 @@ def load() -> Config:
         staging_grace_seconds=_positive(_env_int("STAGING_GRACE_SECONDS", 3600), "STAGING_GRACE_SECONDS"),
         watch_dir=Path(watch).expanduser().resolve() if (watch := _env("WATCH_DIR")) else None,
         watch_user=_env("WATCH_USER", "") or "",
+        sqlite_synchronous=synchronous,
         **_email(env),
     )
 

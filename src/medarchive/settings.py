@@ -79,12 +79,21 @@ _db = dj_database_url.parse(CONFIG.database_url, conn_max_age=0 if CONFIG.uses_s
 if CONFIG.uses_sqlite:
     # WAL lets readers work while one writer commits; IMMEDIATE takes the write lock at
     # BEGIN so two writers queue on busy_timeout instead of failing with "database is locked".
+    # synchronous=FULL syncs the WAL at every commit: what a client was told is stored (201, AA,
+    # C-STORE Success) survives a power cut; NORMAL would only sync at checkpoints (ADR 0015).
     _db["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+        "init_command": (
+            f"PRAGMA journal_mode=WAL; PRAGMA synchronous={CONFIG.sqlite_synchronous}; PRAGMA foreign_keys=ON;"
+        ),
     }
     _db["TEST"] = {"NAME": str(CONFIG.data_dir / "test.sqlite3")}
+else:
+    # A session may not lower durability below what the server promises: commits wait for the WAL
+    # flush whatever the server's default (`fsync=off` cannot be fixed here; `medarchive init` and
+    # the health check refuse it, see core/durability.py).
+    _db["OPTIONS"] = {**_db.get("OPTIONS", {}), "options": "-c synchronous_commit=on"}
 DATABASES = {"default": _db}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

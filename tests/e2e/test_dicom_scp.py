@@ -231,3 +231,29 @@ def test_instances_confirmed_before_a_crash_are_captured_by_the_next_listener(li
         _, err = again.stop()
     assert "capturing 2 instances from CT01 (127.0.0.1:" in err and "left in the spool" in err
     assert not [p for p in spool.iterdir() if p.is_dir()]
+
+
+def test_uids_reused_for_other_bytes_after_success_are_kept_for_review_not_dropped(
+    listener: Listener, pacs: Cli
+) -> None:
+    # The door would refuse this study (its identifier holds other content), but Success was already
+    # said: the modality may have deleted it. It must end up kept, in the review queue, with the reason.
+    first = instance_bytes("1.2.3.303.1", 1)
+    changed = instance_bytes("1.2.3.303.1", 1, SeriesDescription="重建")
+    for data, count in ((first, 1), (changed, 2), (changed, 2)):
+        assoc = associate(listener.port)
+        assert assoc.send_c_store(pydicom.dcmread(io.BytesIO(data))).Status == 0x0000
+        assoc.release()
+        wait_for_records(pacs, count)
+    _, err = listener.stop()
+    stored = records(pacs)
+    assert len(stored) == 2  # the retransmission of the changed study was a replay
+    queue = json.loads(pacs.run("review", "queue", "--as", "archivist", "--json").stdout)["items"]
+    (held,) = [i for i in queue if i["errors"]]
+    (finding,) = held["findings"]
+    original = next(r for r in stored if r["id"] != held["record_id"])
+    assert finding["rule"] == "identifier_reused" and finding["params"]["record"] == original["electronic_no"]
+    shown = json.loads(pacs.run("records", "show", held["record_id"], "--as", "pacs", "--json").stdout)
+    assert shown["metadata"]["study_uid"] == STUDY
+    assert "reuses the identifier of record" in err
+    assert not [p for p in (pacs.data_dir / "dicom-spool").iterdir() if p.is_dir()]  # all captured

@@ -179,6 +179,11 @@ def test_an_emr_posts_documents_and_reads_them_back(cli: Any, serving: Callable[
         # The retry a gateway sends after a timeout creates nothing new.
         retry = client.post("DocumentReference", document_reference(data=first, master="DOC-1"))
         assert retry.status == 200 and retry.headers["Location"] == location
+        # Another document under the same masterIdentifier is refused, never answered with the first one.
+        reused = client.post("DocumentReference", document_reference(data=pdf("another"), master="DOC-1"))
+        assert reused.status == 409, reused.body
+        (issue,) = reused.json()["issue"]
+        assert issue["code"] == "duplicate" and issue["expression"] == ["DocumentReference.masterIdentifier"]
 
         # 2. A raw Binary first, then the DocumentReference that points at it.
         second = pdf("operation note")

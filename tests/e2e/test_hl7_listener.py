@@ -99,9 +99,14 @@ def test_listener_archives_refuses_and_stops_cleanly(cli: Cli, listener: Listene
         assert (code, control) == ("AA", "MSG00001")
         number = re.fullmatch(r"received as (\S+) \(accepted\)", text)
         assert number, text
-        # AA again for the duplicate control ID, naming the earlier record; nothing new is stored
-        code, _, text = msa(client.send_message(samples.mdm(samples.pdf(seed="changed"))))
+        # AA again for the same message, naming the earlier record; nothing new is stored
+        code, _, text = msa(client.send_message(samples.mdm(PDF)))
         assert code == "AA" and f"already received as {number.group(1)}" in text
+        # AE 205 for the same control ID with another document (a restarted counter): never "duplicate"
+        reply = client.send_message(samples.mdm(samples.pdf(seed="changed")))
+        code, control, text = msa(reply)
+        assert (code, control) == ("AE", "MSG00001") and f"already used for record {number.group(1)}" in text
+        assert b"|205^Duplicate key identifier^HL70357|" in reply
         # AE: unknown department, naming the field
         code, control, text = msa(client.send_message(samples.mdm(PDF, control_id="BAD1", location="XX")))
         assert (code, control) == ("AE", "BAD1") and 'PV1-3.1 "XX"' in text

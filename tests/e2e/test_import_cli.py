@@ -64,6 +64,13 @@ def test_import_accepts_the_good_rows_flags_the_bad_one_and_a_rerun_creates_noth
     assert report["items"][3]["problem"]["code"] == "unsafe_path"
     assert _records(cli)["total"] == 3
 
+    # The same files described otherwise (a corrected title) are 不合格, not "already imported".
+    (carrier / "清单.csv").write_bytes(manifest.replace("院办会议纪要", "院长办公会纪要").encode("gb18030"))
+    corrected = json.loads(cli.run("import", str(carrier), "--as", user, "--json", check=False).stdout)
+    assert [item["status"] for item in corrected["items"]] == ["rejected", "replayed", "replayed", "rejected"]
+    assert corrected["items"][0]["problem"]["code"] == "identifier_reused"
+    assert _records(cli)["total"] == 3
+
 
 def test_import_of_a_zip_carrier_and_of_an_unsafe_zip(cli: Cli, tmp_path: Path) -> None:
     user = _interface_user(cli)
@@ -106,9 +113,18 @@ def test_watch_once_captures_drops_and_moves_them(cli: Cli, tmp_path: Path) -> N
 
     (inbox / "纪要 copy.pdf").write_bytes(_pdf("watched"))  # the same bytes, described otherwise
     (inbox / "纪要 copy.pdf.json").write_text(json.dumps({"题名": "副本", "日期": "2025-03-09"}), encoding="utf-8")
-    second = cli.run("watch", str(watch), "--as", user, "--once", "--settle", "0")
+    second = cli.run("watch", str(watch), "--as", user, "--once", "--settle", "0", check=False)
 
-    assert "纪要 copy.pdf → done/: already imported as" in second.stdout
+    # Not "already imported": its description (title 副本, another date) would be dropped silently.
+    assert second.returncode == 1 and "纪要 copy.pdf → failed/: 不合格:" in second.stdout
+    error = (watch / "failed" / "纪要 copy.pdf.error.txt").read_text(encoding="utf-8")
+    assert "code: identifier_reused" in error and "Z001-2025-00000001" in error
+    assert _records(cli)["total"] == 1
+
+    (inbox / "纪要.pdf").write_bytes(_pdf("watched"))  # the very same drop again: already in
+    (inbox / "纪要.pdf.json").write_text(json.dumps({"题名": "党委会纪要", "日期": "2025-03-08"}), encoding="utf-8")
+    third = cli.run("watch", str(watch), "--as", user, "--once", "--settle", "0")
+    assert "纪要.pdf → done/: already imported as" in third.stdout
     assert _records(cli)["total"] == 1
 
 

@@ -181,15 +181,37 @@ def test_running_the_same_import_again_creates_nothing_twice(his: Any, tmp_path:
     assert [i["status"] for i in submission.report["items"]].count("received") == 2
 
 
-def test_the_same_files_under_another_manifest_are_reported_already_imported(his: Any, tmp_path: Path) -> None:
+def test_the_same_row_under_another_manifest_is_reported_already_imported(his: Any, tmp_path: Path) -> None:
     files = {"a.pdf": _pdf("a")}
     import_carrier(_carrier(tmp_path / "one", HEADER + "一,2025-03-01,WS,BGS,a.pdf,,\n", files), actor=his)
+    other = _carrier(
+        tmp_path / "two",
+        HEADER + "一,2025-03-01,WS,BGS,a.pdf,,\n二,2025-03-02,WS,BGS,b.pdf,,\n",
+        {
+            **files,
+            "b.pdf": _pdf("b"),
+        },
+    )
+
+    result = import_carrier(other, actor=his)
+
+    assert [r.outcome.status for r in result.rows] == ["replayed", "received"] and Record.objects.count() == 2
+    assert Submission.objects.count() == 2
+
+
+def test_the_same_files_described_otherwise_are_not_dropped_as_already_imported(his: Any, tmp_path: Path) -> None:
+    files = {"a.pdf": _pdf("a")}
+    first = import_carrier(_carrier(tmp_path / "one", HEADER + "一,2025-03-01,WS,BGS,a.pdf,,\n", files), actor=his)
     other = _carrier(tmp_path / "two", HEADER + "另一个题名,2025-04-01,WS,BGS,a.pdf,,\n", files)
 
     result = import_carrier(other, actor=his)
 
-    assert result.rows[0].outcome.status == "replayed" and Record.objects.count() == 1
-    assert Submission.objects.count() == 2
+    (row,) = result.rows
+    assert row.outcome.status == "rejected" and Record.objects.count() == 1
+    assert row.outcome.error is not None and row.outcome.error.code == "identifier_reused"
+    number = first.rows[0].outcome.record.electronic_no  # type: ignore[union-attr]
+    assert row.outcome.error.details["record"] == number and number in row.outcome.error.message
+    assert result.submission.report["items"][0]["problem"]["code"] == "identifier_reused"
 
 
 def test_names_of_classes_departments_and_retention_terms_resolve_to_codes(his: Any, tmp_path: Path) -> None:

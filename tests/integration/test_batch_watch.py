@@ -201,16 +201,29 @@ def test_the_same_content_dropped_twice_is_already_in_and_names_never_clash(his:
     _drop(watch, "a.pdf", _pdf("a"))
     _scan(watch, his)
     _drop(watch, "a.pdf", _pdf("a"))  # the same file again, same name
+
+    summary = _scan(watch, his)
+
+    assert [(o.name, o.status) for o in summary.outcomes] == [("a.pdf", "replayed")]
+    assert Record.objects.count() == 1
+    assert _names(watch / "done") == ["a.pdf", "a~2.pdf"]
+
+
+def test_the_same_content_described_otherwise_goes_to_failed_with_the_reason(his: Any, watch: Path) -> None:
+    # Not "already in": the second drop says something else about the file (another name, so another
+    # title); dropping it into done/ would lose that silently.
+    _drop(watch, "a.pdf", _pdf("a"))
+    _scan(watch, his)
     _drop(watch, "copy of a.pdf", _pdf("a"))
 
     summary = _scan(watch, his)
 
-    assert sorted((o.name, o.status) for o in summary.outcomes) == [
-        ("a.pdf", "replayed"),
-        ("copy of a.pdf", "replayed"),
-    ]
-    assert Record.objects.count() == 1
-    assert _names(watch / "done") == ["a.pdf", "a~2.pdf", "copy of a.pdf"]
+    assert [(o.name, o.status) for o in summary.outcomes] == [("copy of a.pdf", "rejected")]
+    record = Record.objects.get()
+    error = (watch / "failed" / "copy of a.pdf.error.txt").read_text(encoding="utf-8")
+    assert record.electronic_no in error
+    assert "code: identifier_reused" in error
+    assert (watch / "failed" / "copy of a.pdf").read_bytes() == _pdf("a")
 
 
 def test_a_symbolic_link_in_the_inbox_is_not_followed(his: Any, watch: Path, tmp_path: Path) -> None:

@@ -119,6 +119,19 @@ def test_a_second_run_captures_nothing_twice(tmp_path: Path, pacs: Any) -> None:
     assert Record.objects.count() == 1 and Submission.objects.count() == submissions
 
 
+def test_the_same_uids_with_other_bytes_are_refused_naming_the_record_not_replayed(tmp_path: Path, pacs: Any) -> None:
+    write(tmp_path / "first" / "a1.dcm", instance_bytes(STUDY_A, "1.2.3.1"))
+    _, (first,) = run([tmp_path / "first"], pacs)
+    write(tmp_path / "later" / "a1.dcm", instance_bytes(STUDY_A, "1.2.3.1", StudyDescription="另一次检查"))
+    found, (again,) = run([tmp_path / "later"], pacs)
+    assert again.status == "rejected" and again.error is not None and again.error.code == "identifier_reused"
+    assert first.record is not None and first.record.electronic_no in again.problem
+    assert importer.failed(found, [again]) and Record.objects.count() == 1
+    # The same files again under another department (the description is not the identity) replay.
+    _, (same,) = run([tmp_path / "first"], pacs, department="BGS")
+    assert same.status == "replayed" and same.record == first.record
+
+
 def test_the_same_study_with_one_more_instance_is_a_second_record_of_the_same_study(tmp_path: Path, pacs: Any) -> None:
     write(tmp_path / "first" / "a1.dcm", instance_bytes(STUDY_A, "1.2.3.1"))
     run([tmp_path / "first"], pacs)

@@ -641,3 +641,62 @@ def test_an_instance_arriving_far_over_the_limit_aborts_its_association(
     assert eventually(lambda: not assoc.is_established)
     assert [(o.status, o.instances) for o in server.capture()] == [("received", 1)]  # what was confirmed is kept
     assert "aborting the association from CT01 (127.0.0.1:" in caplog.text
+
+
+# --- what was answered Success is kept, whatever the door says afterwards ------------------------------
+
+
+def test_the_same_uids_with_other_bytes_after_success_are_kept_and_held_for_review(server: Scp, pacs: Any) -> None:
+    send(server.port, marked(STUDY_A, "1.2.3.1"))
+    (first,) = server.capture()
+    # The modality re-sends the study under the same UIDs, but the instance is another one: it was
+    # answered Success, so the door may not refuse it; it is kept and waits for an archivist.
+    changed = marked(STUDY_A, "1.2.3.1", SeriesDescription="re-acquired")
+    send(server.port, changed)
+    (second,) = server.capture()
+    assert (first.status, second.status) == ("received", "received")
+    assert second.record.pk != first.record.pk and second.review == "pending" and second.errors == 1
+    held = Record.objects.get(pk=second.record.pk)
+    (finding,) = held.intake.findings
+    assert finding["rule"] == "identifier_reused" and finding["params"]["record"] == first.record.electronic_no
+    assert dataset_part(read_back(pacs, held, 1)) == dataset_part(changed_bytes := _encoded(changed))
+    assert dataset_part(read_back(pacs, first.record, 1)) != dataset_part(changed_bytes)
+    # A recheck (after an edit) keeps the finding; a retransmission of the changed study replays it.
+    from medarchive.capture.intake import check
+
+    check(held, held.intake, actor=pacs)
+    assert [f["rule"] for f in held.intake.findings] == ["identifier_reused"]
+    send(server.port, marked(STUDY_A, "1.2.3.1", SeriesDescription="re-acquired"))
+    assert [(o.status, o.record.pk) for o in server.capture()] == [("replayed", held.pk)]
+    send(server.port, marked(STUDY_A, "1.2.3.1"))
+    assert [(o.status, o.record.pk) for o in server.capture()] == [("replayed", first.record.pk)]
+    assert Record.objects.count() == 2 and eventually(lambda: not spooled(server.spool))
+
+
+def test_a_study_the_door_refuses_after_success_stays_in_the_spool_until_it_can_be_captured(
+    server: Scp, caplog: pytest.LogCaptureFixture
+) -> None:
+    from medarchive.capture.dicom.scp import CaptureDeferred
+    from medarchive.core.models import Department
+
+    assoc = associate(server.port)
+    assert assoc.send_c_store(marked(STUDY_A, "1.2.3.1")).Status == 0x0000  # the gate saw NK active
+    Department.objects.filter(code="NK").update(active=False)  # withdrawn before the association ends
+    assoc.release()
+    with pytest.raises(CaptureDeferred):
+        server.capture()
+    assert eventually(lambda: server.scp.owed)
+    assert not Record.objects.exists() and len(spooled(server.spool)) == 1
+    assert "1 of 1 studies from CT01 (127.0.0.1:" in caplog.text and STUDY_A in caplog.text
+    assert "are NOT captured yet" in caplog.text
+
+    Department.objects.filter(code="NK").update(active=True)
+    assert server.scp.retry_leftovers() == 0
+    assert [o.status for o in server.capture()] == ["received"]
+    assert eventually(lambda: not spooled(server.spool))
+
+
+def _encoded(ds: Any) -> bytes:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()

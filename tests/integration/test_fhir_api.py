@@ -192,6 +192,36 @@ def test_a_retry_with_the_same_master_identifier_is_answered_with_the_first_reco
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
 
 
+def test_the_same_master_identifier_with_the_same_file_but_another_description_is_409(
+    client: Client, tokens: Any
+) -> None:
+    first = create(client, tokens["emr"])
+    before = (Record.objects.count(), Blob.objects.count(), AuditEntry.objects.count())
+    changed = post(client, "/fhir/r4/DocumentReference", document(patient="P0999"), tokens["emr"])
+    assert changed.status_code == 409
+    (issue,) = outcome(changed)
+    assert issue["code"] == "duplicate" and "with other content" in issue["diagnostics"]
+    assert first.json()["masterIdentifier"]["value"] in issue["diagnostics"]
+    assert (Record.objects.count(), Blob.objects.count()) == before[:2]
+    assert create(client, tokens["emr"]).status_code == 200  # the identical document is still a retry
+
+
+def test_a_transaction_reusing_an_earlier_identifier_for_other_content_stores_nothing(
+    client: Client, tokens: Any
+) -> None:
+    create(client, tokens["emr"])
+    before = (Record.objects.count(), Blob.objects.count(), Submission.objects.count())
+    bundle = transaction(
+        document_entry(document(OTHER_PDF, master="EMR-0002", patient="P0002")),
+        document_entry(document(OTHER_PDF, master="EMR-0001")),  # EMR-0001 holds PDF, not OTHER_PDF
+    )
+    response = post(client, "/fhir/r4/", bundle, tokens["emr"])
+    assert response.status_code == 409, response.content.decode()
+    assert outcome(response)[0]["code"] == "duplicate"
+    assert "Bundle.entry[1].resource.masterIdentifier" in expressions(response)
+    assert (Record.objects.count(), Blob.objects.count(), Submission.objects.count()) == before
+
+
 def test_idempotency_key_and_if_none_exist_are_keys_too(client: Client, tokens: Any) -> None:
     first = create(client, tokens["emr"], document(master=None), Idempotency_Key="req-1")
     assert create(client, tokens["emr"], document(master=None), Idempotency_Key="req-1").status_code == 200

@@ -85,8 +85,13 @@ def test_mdm_becomes_an_accepted_inpatient_record(handle: Handler, his: Any) -> 
     assert (component.filename, component.mime_type, component.size) == ("出院记录.pdf", "application/pdf", len(PDF))
     assert b"".join(open_blob(component.blob)) == PDF
     submission = Submission.objects.get()
-    assert (submission.channel, submission.source, submission.key) == (Channel.HL7, "HIS^XH_HOSP", "hl7:HIS:MSG00001")
-    assert IdempotencyKey.objects.get().key == "hl7:HIS:MSG00001"
+    assert (submission.channel, submission.source, submission.key) == (
+        Channel.HL7,
+        "HIS^XH_HOSP",
+        "hl7:HIS^XH_HOSP:MSG00001",
+    )
+    key = IdempotencyKey.objects.get()
+    assert key.key == "hl7:HIS^XH_HOSP:MSG00001" and len(key.digest) == 64
 
 
 def test_gb18030_message_keeps_the_chinese_name_and_answers_in_gb18030(handle: Handler) -> None:
@@ -108,14 +113,59 @@ def test_outpatient_goes_to_ba_mz_and_keeps_the_visit_date(handle: Handler) -> N
     assert "admission_date" not in record.metadata and "discharge_date" not in record.metadata
 
 
-def test_duplicate_control_id_is_not_ingested_twice(handle: Handler) -> None:
+def test_a_retransmission_is_answered_as_a_duplicate_and_not_ingested_twice(handle: Handler) -> None:
     first = answer(handle, samples.mdm(PDF))
     before = counts()
-    code, text, _ = answer(handle, samples.mdm(samples.pdf(seed="other content")))
+    code, text, _ = answer(handle, samples.mdm(PDF))
     record = Record.objects.get()
     assert first[0] == code == "AA"
     assert text == f"duplicate MSH-10 MSG00001: already received as {record.electronic_no}; not archived again"
     nothing_left_behind(before)
+
+
+def test_a_reused_control_id_with_other_content_is_refused_naming_it_never_acknowledged(handle: Handler) -> None:
+    # A sender whose control-ID counter restarted: MSG00001 again, but a new document.
+    answer(handle, samples.mdm(PDF))
+    record = Record.objects.get()
+    before = counts()
+    code, text, ack = answer(handle, samples.mdm(samples.pdf(seed="other content")))
+    assert code == "AE"
+    assert text == (
+        f"MSH-10 MSG00001 from HIS^XH_HOSP was already used for record {record.electronic_no} with other content; "
+        "not archived: send this document with a new control ID"
+    )
+    err = ack.segment("ERR")
+    assert str(err[2]) == "MSH^1^10" and str(err[3]).startswith("205^Duplicate key identifier")
+    nothing_left_behind(before)
+    # The same new document under a new control ID is archived; its retransmission is a duplicate.
+    assert answer(handle, samples.mdm(samples.pdf(seed="other content"), control_id="MSG00002"))[0] == "AA"
+    assert Record.objects.count() == 2
+
+
+def test_the_same_document_with_other_metadata_under_a_reused_control_id_is_refused(handle: Handler) -> None:
+    answer(handle, samples.mdm(PDF))
+    code, text, _ = answer(handle, samples.mdm(PDF, patient_id="P000999"))
+    assert code == "AE" and "already used for record" in text
+    assert Record.objects.count() == 1
+
+
+def test_the_same_control_id_from_another_facility_is_another_message(handle: Handler) -> None:
+    answer(handle, samples.mdm(PDF))
+    code, _, _ = answer(handle, samples.mdm(samples.pdf(seed="branch"), sending_facility="XH_BRANCH"))
+    assert code == "AA" and Record.objects.count() == 2
+
+
+def test_a_retry_of_a_message_keyed_before_the_facility_was_part_of_the_key_is_a_duplicate(
+    handle: Handler, his: Any
+) -> None:
+    answer(handle, samples.mdm(PDF))
+    key = IdempotencyKey.objects.get()
+    IdempotencyKey.objects.filter(pk=key.pk).update(key="hl7:HIS:MSG00001", digest="")  # as archived before
+    before = counts()
+    code, text, _ = answer(handle, samples.mdm(PDF))
+    assert code == "AA" and text.startswith("duplicate MSH-10 MSG00001")
+    nothing_left_behind(before)
+    assert answer(handle, samples.mdm(samples.pdf(seed="new")))[0] == "AE"  # other files: refused as before
 
 
 def test_same_control_id_from_another_sending_application_is_another_message(handle: Handler) -> None:

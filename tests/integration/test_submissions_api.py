@@ -103,6 +103,45 @@ def test_a_retry_with_the_same_idempotency_key_answers_the_same_report(auth: Any
     assert Record.objects.count() == 1
 
 
+def test_the_same_idempotency_key_for_another_request_is_refused_not_answered_with_the_old_report(
+    auth: Any,
+) -> None:
+    client = Client()
+    headers = {**auth["officer"], "HTTP_IDEMPOTENCY_KEY": "oa-20250301-1"}
+    first = _push(client, headers, [_entry("a.pdf", 1)], [SimpleUploadedFile("a.pdf", _pdf(1))])
+    other_file = _push(client, headers, [_entry("a.pdf", 1)], [SimpleUploadedFile("a.pdf", _pdf(2))])
+    other_title = _push(client, headers, [_entry("a.pdf", 9)], [SimpleUploadedFile("a.pdf", _pdf(1))])
+    for response in (other_file, other_title):
+        assert response.status_code == 409, response.json()
+        problem = response.json()
+        assert problem["code"] == "idempotency_key_reused" and problem["field"] == "Idempotency-Key"
+        assert problem["details"]["submission_id"] == first.json()["id"]
+    assert Record.objects.count() == 1 and Submission.objects.count() == 1
+    staging = Path(settings.CONFIG.blob_dir)
+    assert not [p for p in staging.rglob("*") if p.is_file() and "staging" in p.parts]
+    # The identical request is still a retry.
+    assert _push(client, headers, [_entry("a.pdf", 1)], [SimpleUploadedFile("a.pdf", _pdf(1))]).status_code == 200
+
+
+def test_a_record_key_reused_for_other_content_is_rejected_in_its_item_and_the_rest_received(auth: Any) -> None:
+    client = Client()
+    first = _push(client, auth["officer"], [_entry("a.pdf", 1, key="doc-1")], [SimpleUploadedFile("a.pdf", _pdf(1))])
+    again = _push(client, auth["officer"], [_entry("a.pdf", 1, key="doc-1")], [SimpleUploadedFile("a.pdf", _pdf(1))])
+    response = _push(
+        client,
+        auth["officer"],
+        [_entry("b.pdf", 2, key="doc-1"), _entry("c.pdf", 3, key="doc-2")],
+        [SimpleUploadedFile("b.pdf", _pdf(2)), SimpleUploadedFile("c.pdf", _pdf(3))],
+    )
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["items"][0]["status"] == "replayed"
+    assert response.status_code == 207
+    reused, fresh = response.json()["items"]
+    assert reused["status"] == "rejected" and reused["problem"]["code"] == "identifier_reused"
+    assert reused["problem"]["details"]["record"] == first.json()["items"][0]["electronic_no"]
+    assert fresh["status"] == "received" and Record.objects.count() == 2
+
+
 @pytest.mark.parametrize(
     ("manifest", "files", "field"),
     [

@@ -38,6 +38,11 @@ _TEXTS = {
         if "record" in p
         else _("%(file)s: the text is nearly identical to a record in the archive.") % p
     ),
+    "identifier_reused": lambda p: (
+        _("The identifier %(key)s was already used for record %(record)s with other content.") % p
+        if "record" in p
+        else _("The identifier %(key)s was already used for another record with other content.") % p
+    ),
 }
 
 
@@ -58,6 +63,7 @@ def severity_label(finding: dict[str, Any]) -> str:
 _OTHER_RECORD = {
     "duplicate": "identical content is already in the archive",
     "near_duplicate": "the text is nearly identical to a record in the archive",
+    "identifier_reused": "its identifier was already used for another record with other content",
 }
 
 

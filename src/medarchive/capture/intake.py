@@ -10,21 +10,23 @@ what arrived fails the whole submission before any record is written (CAP-07).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 from medarchive.archiving.models import Component, Record, RecordState
 from medarchive.archiving.services import missing_mandatory, record_step
-from medarchive.capture import quality, textprint
-from medarchive.capture.models import Channel, Intake, ReviewState, Submission, TextFingerprint
+from medarchive.capture import identity, quality, textprint
+from medarchive.capture.models import Channel, IdempotencyKey, Intake, ReviewState, Submission, TextFingerprint
 from medarchive.capture.services import Description, IncomingFile, create_record, prestage
 from medarchive.capture.signals import intake_changed
 from medarchive.core import clock
-from medarchive.core.errors import DuplicateSubmission, InternalError, MedarchiveError, ValidationError
+from medarchive.core.errors import Conflict, InternalError, MedarchiveError, ValidationError
 from medarchive.preservation.models import Blob
 from medarchive.preservation.services import open_blob
 from medarchive.security.models import User
@@ -35,12 +37,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Item:
-    """One record to capture: its description, files and the caller's idempotency key."""
+    """One record to capture: its description, files and the caller's idempotency key.
+
+    `identity` says what the content digest covers (capture/identity.py): the description and the
+    files, or the files only. `acknowledged`: the sender was told "stored" before the door saw the
+    item (a DICOM Success), so a reused identifier cannot be refused: the content is kept as a new
+    record held in the review queue with the finding `identifier_reused`."""
 
     description: Description
     files: list[IncomingFile]
     key: str | None = None
     label: str = ""  # how the sender names it: row 7, MSH-10, a file name
+    identity: str = identity.ALL
+    acknowledged: bool = False
+    earlier_keys: tuple[str, ...] = ()  # what the connector keyed the same message by before (looked up too)
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,18 @@ class Register:
 
 class RegisterMismatch(ValidationError):
     code = "register_mismatch"
+
+
+class IdentifierReused(Conflict):
+    """The sender's identifier was used before for other content: a different message, not a retry."""
+
+    code = "identifier_reused"
+
+
+class RequestReused(Conflict):
+    """A submission's idempotency key was used before for a different request."""
+
+    code = "idempotency_key_reused"
 
 
 @dataclass
@@ -106,12 +128,14 @@ def receive(
     source: str = "",
     key: str | None = None,
     register: Register | None = None,
+    digest: str = "",
 ) -> SubmissionResult:
     """Capture a submission. Raises `RegisterMismatch` (nothing written but the failed
-    submission and its report) when a register is given and does not match."""
+    submission and its report) when a register is given and does not match, and `RequestReused`
+    (nothing written) when `key` was used before for a request whose `digest` was another."""
     try:
         sizes = _stage_items(items)
-        submission = _open_submission(actor, Channel(channel), source, key, register)
+        submission = _open_submission(actor, Channel(channel), source, key, register, digest=digest)
         if register is not None:
             _check_register(submission, register, items, sizes)
         outcomes = [_receive_item(item, submission, actor) for item in items]
@@ -143,24 +167,43 @@ def _stage_items(items: list[Item]) -> list[int | None]:
 
 
 def _open_submission(
-    actor: User, channel: Channel, source: str, key: str | None, register: Register | None
+    actor: User, channel: Channel, source: str, key: str | None, register: Register | None, *, digest: str
 ) -> Submission:
     if key is not None:
         existing = Submission.objects.filter(created_by=actor, key=key).first()
         if existing is not None:
-            return existing  # a retry: items already captured answer as replayed
+            return _retried(existing, digest)  # a retry: items already captured answer as replayed
     try:
         with transaction.atomic():
             return Submission.objects.create(
                 channel=channel,
                 source=source[:200],
                 key=key,
+                digest=digest,
                 created_by=actor,
                 declared_count=register.item_count if register else None,
                 declared_bytes=register.total_bytes if register else None,
             )
     except IntegrityError:  # a concurrent retry with the same key won
-        return Submission.objects.get(created_by=actor, key=key)
+        return _retried(Submission.objects.get(created_by=actor, key=key), digest)
+
+
+def _retried(existing: Submission, digest: str) -> Submission:
+    if digest and existing.digest and digest != existing.digest:
+        raise reused_request(existing)
+    return existing
+
+
+def reused_request(existing: Submission) -> RequestReused:
+    return RequestReused(
+        gettext_lazy(
+            "The idempotency key %(key)s was already used for submission %(submission_id)s with a different "
+            "request; send a new request under a new key."
+        ),
+        field="Idempotency-Key",
+        key=existing.key or "",
+        submission_id=str(existing.pk),
+    )
 
 
 def _check_register(submission: Submission, register: Register, items: list[Item], sizes: list[int | None]) -> None:
@@ -195,24 +238,13 @@ def _check_register(submission: Submission, register: Register, items: list[Item
 def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcome:
     outcome = ItemOutcome(label=item.label)
     try:
-        record = create_record(
-            item.description,
-            item.files,
-            actor=actor,
-            idempotency_key=item.key,
-            prepare=text_prints,
-            on_write=lambda record, components, prints: _route(
-                record, components, prints, submission=submission, label=item.label, actor=actor
-            ),
-        )
-    except DuplicateSubmission as exc:
-        earlier = Record.objects.filter(pk=str(exc.details.get("record_id", ""))).select_related("intake").first()
-        if earlier is None:
-            outcome.error = exc
-            return outcome
-        outcome.record, outcome.replayed = earlier, True
-        outcome.intake = getattr(earlier, "intake", None)
-        return outcome
+        key = _checked_key(item.key)
+        digest = _digest(item)
+        if key is not None:
+            earlier = next(filter(None, (_earlier(k, actor) for k in (key, *item.earlier_keys))), None)
+            if earlier is not None:
+                return _again(item, outcome, earlier, digest, submission=submission, actor=actor)
+        return _capture(item, outcome, submission, actor, key=key, digest=digest)
     except MedarchiveError as exc:
         log.info("submission %s: %s rejected: %s", submission.pk, item.label or "item", exc.message)
         outcome.error = exc
@@ -223,8 +255,118 @@ def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcom
         log.exception("submission %s: %s failed unexpectedly", submission.pk, item.label or "item")
         outcome.error = InternalError("the record could not be captured because of an internal error; retry")
         return outcome
+
+
+def _capture(
+    item: Item,
+    outcome: ItemOutcome,
+    submission: Submission,
+    actor: User,
+    *,
+    key: str | None,
+    digest: str | None,
+    arrival: list[quality.Finding] | None = None,
+) -> ItemOutcome:
+    """Write the record; its key (with the content digest) in the same transaction."""
+
+    def on_write(record: Record, components: list[Component], prints: list[tuple[int, int] | None]) -> None:
+        if key is not None:
+            IdempotencyKey.objects.create(key=key, record=record, created_by=actor, digest=digest or "")
+        _route(record, components, prints, submission=submission, label=item.label, actor=actor, arrival=arrival)
+
+    try:
+        record = create_record(item.description, item.files, actor=actor, prepare=text_prints, on_write=on_write)
+    except IntegrityError:
+        # Only the key's unique constraint can clash here: a concurrent arrival under the same key won.
+        earlier = _earlier(key, actor) if key is not None else None
+        if earlier is None:
+            raise
+        return _again(item, outcome, earlier, digest, submission=submission, actor=actor)
     outcome.record, outcome.intake = record, record.intake
     return outcome
+
+
+def _checked_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 200 or any(ord(c) < 32 for c in key):
+        raise ValidationError(
+            gettext_lazy("The idempotency key must be 1 to 200 characters without control characters."),
+            code="invalid_idempotency_key",
+            field="idempotency_key",
+        )
+    return key
+
+
+def _earlier(key: str, actor: User) -> IdempotencyKey | None:
+    return IdempotencyKey.objects.filter(key=key, created_by=actor).select_related("record").first()
+
+
+def _digest(item: Item) -> str | None:
+    """The item's content digest, or None when a file could not be staged (the item fails on it)."""
+    files = []
+    for incoming in item.files:
+        if incoming.staged is None or incoming.error is not None:
+            return None
+        files.append((incoming.name, incoming.role, incoming.staged.sha256))
+    described = None if item.identity == identity.FILES else dataclasses.asdict(item.description)
+    return identity.content_digest(described, files)
+
+
+def _again(
+    item: Item,
+    outcome: ItemOutcome,
+    earlier: IdempotencyKey,
+    digest: str | None,
+    *,
+    submission: Submission,
+    actor: User,
+) -> ItemOutcome:
+    """The key was used before: a retransmission answers with the earlier record, nothing redone;
+    other content under the same key is refused, or kept and held when it was already acknowledged."""
+    broken = next((f.error for f in item.files if f.error is not None), None)
+    if broken is not None:
+        raise broken  # the retry did not carry its content: say so rather than answer for the earlier one
+    if digest is None:
+        raise InternalError("the item's files were not staged; retry")
+    if _same(earlier, digest, item):
+        outcome.record, outcome.replayed = earlier.record, True
+        outcome.intake = Intake.objects.filter(record=earlier.record).first()
+        return outcome
+    record = earlier.record
+    log.warning(
+        "submission %s: %s reuses the identifier of record %s with other content",
+        submission.pk,
+        item.label or "item",
+        record.electronic_no,
+    )
+    if not item.acknowledged:
+        raise IdentifierReused(
+            gettext_lazy(
+                "The identifier %(key)s was already used for record %(record)s with other content (a different "
+                "description or different files): a new document needs a new identifier."
+            ),
+            field="idempotency_key",
+            key=earlier.key,
+            record=record.electronic_no,
+            record_id=str(record.pk),
+        )
+    # Already acknowledged: keep it under its own key (a retransmission of *this* content replays it).
+    own = identity.derived_key(earlier.key, digest)
+    again = _earlier(own, actor)
+    if again is not None:
+        return _again(item, outcome, again, digest, submission=submission, actor=actor)
+    finding = quality.identifier_reused(earlier.key, record.electronic_no, str(record.pk))
+    return _capture(item, outcome, submission, actor, key=own, digest=digest, arrival=[finding])
+
+
+def _same(earlier: IdempotencyKey, digest: str, item: Item) -> bool:
+    if earlier.digest:
+        return earlier.digest == digest
+    # A key kept before digests were: only the files can be compared.
+    before = earlier.record.components.values_list("sha256", flat=True)
+    return identity.same_files(before, (f.staged.sha256 for f in item.files if f.staged is not None))
 
 
 def _close_submission(submission: Submission, outcomes: list[ItemOutcome]) -> None:
@@ -265,11 +407,17 @@ def _route(
     submission: Submission,
     label: str,
     actor: User,
+    arrival: list[quality.Finding] | None = None,
 ) -> None:
     """Inside the record's transaction: receive it, check it, accept it when the class allows."""
     record.state = RecordState.SUBMITTED
     record.save(update_fields=["state", "updated_at"])
-    intake = Intake.objects.create(record=record, submission=submission, label=label[:200])
+    intake = Intake.objects.create(
+        record=record,
+        submission=submission,
+        label=label[:200],
+        arrival_findings=[f.as_dict() for f in arrival or []],
+    )
     record_step(
         record,
         Action.RECORD_SUBMIT,
@@ -392,6 +540,17 @@ def _near_duplicate(mine: TextFingerprint, record: Record) -> tuple[Record, int]
     return best
 
 
+def _finding(stored: dict[str, Any]) -> quality.Finding:
+    params = tuple((str(k), str(v)) for k, v in (stored.get("params") or {}).items())
+    return quality.Finding(
+        stored.get("rule", ""),
+        stored.get("severity", quality.ERROR),
+        stored.get("message", ""),
+        field=stored.get("field", ""),
+        params=params,
+    )
+
+
 def check(record: Record, intake: Intake, *, actor: User) -> list[quality.Finding]:
     """Run every rule on the record as it stands; store the findings; auto-accept when clean and
     allowed. Call inside the record's transaction."""
@@ -404,6 +563,7 @@ def check(record: Record, intake: Intake, *, actor: User) -> list[quality.Findin
         *quality.sizes(rules, files),
         *quality.dates(rules, record.date, record.metadata, clock.today()),
         *_duplicates(record, components),
+        *(_finding(f) for f in intake.arrival_findings),
     ]
     intake.findings = [f.as_dict() for f in findings]
     intake.errors = sum(1 for f in findings if f.severity == quality.ERROR)

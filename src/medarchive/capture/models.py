@@ -16,6 +16,9 @@ class IdempotencyKey(models.Model):
     record = models.ForeignKey("archiving.Record", on_delete=models.PROTECT, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # SHA-256 of what arrived under the key (capture/identity.py): the same key with another digest
+    # is a different message that reused the identifier, never a retry. Empty for keys kept before.
+    digest = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         # Keys are per caller: one hospital system's keys never collide with another's, and a
@@ -47,6 +50,7 @@ class Submission(models.Model):
     channel = models.CharField(max_length=16, choices=Channel.choices)
     source = models.CharField(_("来源"), max_length=200, blank=True)  # sending system, file, carrier
     key = models.CharField(max_length=200, null=True, blank=True)  # the caller's idempotency key
+    digest = models.CharField(max_length=64, blank=True, default="")  # of the request, where the channel has one
     state = models.CharField(max_length=16, default=RECEIVED)
     declared_count = models.PositiveIntegerField(_("登记件数"), null=True, blank=True)
     declared_bytes = models.BigIntegerField(_("登记字节数"), null=True, blank=True)
@@ -85,6 +89,8 @@ class Intake(models.Model):
     label = models.CharField(max_length=200, blank=True)  # row number, message id, file name
     state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.PENDING, db_index=True)
     findings = models.JSONField(default=list)  # [{rule, severity, field, message, ...}]
+    # Findings made on arrival that no recheck can see again (a reused identifier): kept in `findings`.
+    arrival_findings = models.JSONField(default=list)
     errors = models.PositiveSmallIntegerField(default=0)
     warnings = models.PositiveSmallIntegerField(default=0)
     comment = models.TextField(_("审核意见"), blank=True)

@@ -18,7 +18,7 @@ OLDEST_PLAUSIBLE_YEARS = 100
 
 @dataclass(frozen=True)
 class Finding:
-    rule: str  # mandatory | format | convert | size | date | duplicate | near_duplicate
+    rule: str  # mandatory | format | convert | size | date | duplicate | near_duplicate | identifier_reused
     severity: str
     message: str
     field: str = ""
@@ -149,6 +149,18 @@ def dates(rules: dict[str, Any], date: dt.date, metadata: dict[str, Any], today:
                 )
             )
     return found
+
+
+def identifier_reused(key: str, record_no: str, record_id: str) -> Finding:
+    """Content kept although its identifier was used before for other content: the sender had
+    already been told it was stored (a DICOM Success), so it waits here for a person to decide."""
+    return Finding(
+        "identifier_reused",
+        ERROR,
+        f"the identifier {key} was already used for record {record_no} with other content",
+        field="idempotency_key",
+        params=_p(key=key, record=record_no, record_id=record_id),
+    )
 
 
 def auto_accepts(rules: dict[str, Any], findings: list[Finding]) -> bool:

@@ -8,6 +8,7 @@ than the resumable threshold are uploaded first through /uploads and referenced 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from uuid import UUID
@@ -19,7 +20,7 @@ from ninja.files import UploadedFile
 from pydantic import Field
 
 from medarchive.capture import queries, resumable
-from medarchive.capture.intake import Item, Register, SubmissionResult, receive
+from medarchive.capture.intake import Item, Register, SubmissionResult, receive, reused_request
 from medarchive.capture.models import Channel, Submission
 from medarchive.capture.services import Description, IncomingFile
 from medarchive.core.errors import ValidationError
@@ -190,6 +191,20 @@ def _items(
     return items
 
 
+def _request_digest(manifest: str, register: str, source: str, files: list[UploadedFile]) -> str:
+    """What makes a retry the same request: the manifest, register and source as sent and each
+    part's name and SHA-256 (computed as the part streamed into the encrypted store)."""
+    digest = hashlib.sha256()
+    for text in (manifest, register, source):
+        digest.update(hashlib.sha256(text.encode("utf-8")).digest())
+    for part in files:
+        incoming = IncomingFile.from_upload(part)
+        name = incoming.name.encode("utf-8")
+        content = incoming.staged.sha256 if incoming.staged is not None else f"unstaged:{part.size}"
+        digest.update(hashlib.sha256(name).digest() + content.encode("ascii"))
+    return digest.hexdigest()
+
+
 def _discard(files: list[UploadedFile]) -> None:
     for part in files:
         IncomingFile.from_upload(part).discard()
@@ -216,13 +231,19 @@ def create_submission(
     optional `responsible`, `doc_number`, `security_level`, `retention`, `metadata`, `label`, `key`,
     and `files`: names of parts in `files`, or `{"upload": "<id>"}` for a finished resumable upload.
     `register`: `{"item_count": N, "total_bytes": N}`; a mismatch fails the whole submission (422).
-    Send `Idempotency-Key`: a retry answers 200 with the same report and creates nothing twice.
+    Send `Idempotency-Key`: a retry answers 200 with the same report and creates nothing twice; the
+    same key with a different request (manifest, register, source or files) is 409
+    `idempotency_key_reused`, nothing written.
     201 = all received; 207 = some records were rejected (不合格; each item says why)."""
     parts = list(files or [])
     actor = actor_of(request)
     key = request.headers.get("Idempotency-Key") or None
     entries = _json(manifest, "manifest")
+    digest = _request_digest(manifest, register_, source, parts) if key else ""
     earlier = Submission.objects.filter(created_by=actor, key=key).first() if key else None
+    if earlier is not None and digest and earlier.digest and earlier.digest != digest:
+        _discard(parts)  # the same key for another request: refused, never answered with the old report
+        raise reused_request(earlier)
     if earlier is not None and isinstance(entries, list) and len(earlier.report.get("items", [])) == len(entries):
         _discard(parts)  # a retry of a submission that was fully received: the same report, nothing redone
         return Status(200, SubmissionOut.of(earlier))
@@ -231,7 +252,13 @@ def create_submission(
         items = _items(request, entries, parts, key, reserved)
         reg = _register(register_)
         result: SubmissionResult = receive(
-            items, actor=actor, channel=_channel(request), source=source or actor.username, key=key, register=reg
+            items,
+            actor=actor,
+            channel=_channel(request),
+            source=source or actor.username,
+            key=key,
+            register=reg,
+            digest=digest,
         )
     except BaseException:
         _discard(parts)

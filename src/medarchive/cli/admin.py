@@ -34,6 +34,7 @@ def initialise() -> dict[str, Any]:
     from medarchive.preservation.services import blob_store
     from medarchive.security.trailcheck import write_checkpoint
 
+    runtime.check_durability()
     fonds = ensure_fonds()
     scheme, table = install_defaults(fonds)
     blob_store()  # creates the key file on first use

@@ -36,6 +36,23 @@ def ensure_initialised() -> None:
 
     if "archiving_record" not in connection.introspection.table_names():
         fail("this data directory is not initialised; run `medarchive init` first", code=2)
+    check_durability()
+
+
+def check_durability() -> None:
+    """Warn when the database could lose acknowledged commits in a power cut; refuse in production."""
+    from django.conf import settings
+
+    from medarchive.cli.output import errors
+    from medarchive.preservation.durability import problems
+
+    found = problems()
+    if not found:
+        return
+    if settings.CONFIG.production:
+        fail("the database is not durable: " + "; ".join(found), code=2)
+    for problem in found:
+        errors.print(f"[yellow]warning:[/] {problem}", highlight=False)
 
 
 def actor(username: str | None) -> Any:

@@ -7,7 +7,7 @@ facility (MSH-4), a DICOM Institution Name. The archivist keeps a table of alias
 department codes need no alias.
 
 Each connector lists the codes a message carries **in its order of precedence** (documented in
-docs/capture/*.md and ADR 0013-mapping); `choose` takes the first that names an active department.
+docs/capture/*.md and ADR 0017); `choose` takes the first that names an active department.
 When none does, the caller refuses the message and names every code it saw (`describe`), so the
 sender's interface engineer and the archivist know what to map.
 

@@ -134,6 +134,7 @@ class Problem(ProblemEntry):
 class HealthOut(Schema):
     status: str = Field(examples=["ok"])
     version: str
+    durable: bool = Field(description="false when the database could lose acknowledged commits in a power cut")
 
 
 class FileOut(Schema):

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from medarchive.archiving.models import Record
+from medarchive.capture import identity
 from medarchive.capture.dicom.group import Study
 from medarchive.capture.intake import Item, receive
-from medarchive.capture.models import Channel, IdempotencyKey, Intake
+from medarchive.capture.models import Channel, Intake
 from medarchive.capture.services import IncomingFile
 from medarchive.core import clock
+from medarchive.core.errors import MedarchiveError
 from medarchive.security.models import User
 
 RECEIVED, REPLAYED, REJECTED = "received", "replayed", "rejected"
@@ -28,6 +30,7 @@ class StudyOutcome:
     errors: int = 0  # quality findings that keep it in the review queue
     warnings: int = 0
     problem: str = ""
+    error: MedarchiveError | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -54,46 +57,42 @@ def capture(
     source_system: str = "",
     submission_key: str | None = None,
     department_of: Callable[[Study[IncomingFile]], str] | None = None,
+    acknowledged: bool = False,
 ) -> list[StudyOutcome]:
     """Capture each study as one record whose files are its instances, byte for byte, filed under
     `department_of(study)` when given (the SCP: from its InstitutionName), else `department_code`.
 
-    A study whose key this account already used answers "replayed" before any file is read
-    or encrypted again (a re-run import, a PACS resending)."""
-    outcomes: dict[str, StudyOutcome] = {}
-    fresh: list[Study[IncomingFile]] = []
-    for study in studies:
-        earlier = IdempotencyKey.objects.filter(key=study.key, created_by=actor).select_related("record").first()
-        if earlier is None:
-            fresh.append(study)
-            continue
-        for member in study.members:
-            member.payload.discard()
-        outcome = StudyOutcome(study.uid, study.key, len(study.members), REPLAYED, record=earlier.record)
-        _review(outcome, Intake.objects.filter(record=earlier.record).first())
-        outcomes[study.uid] = outcome
-    if fresh:
-        today = clock.today()
-        items = [
-            Item(
-                description=study.description(
-                    department_of(study) if department_of else department_code, today, source_system=source_system
-                ),
-                files=[member.payload for member in study.ordered()],
-                key=study.key,
-                label=f"StudyInstanceUID {study.uid}",
-            )
-            for study in fresh
-        ]
-        result = receive(items, actor=actor, channel=Channel.DICOM, source=source, key=submission_key)
-        for study, item in zip(fresh, result.outcomes, strict=True):
-            outcome = StudyOutcome(study.uid, study.key, len(study.members), item.status, record=item.record)
-            if item.error is not None:
-                outcome.problem = item.error.message
-            if item.intake is not None:
-                _review(outcome, item.intake)
-            outcomes[study.uid] = outcome
-    return [outcomes[study.uid] for study in studies]
+    A study is identified by its key (its StudyInstanceUID and SOPInstanceUIDs) and the digest of
+    its instances' bytes: the same instances sent again answer "replayed" (a re-run import, a PACS
+    resending); the same UIDs with other bytes are refused (import), or, when the sender was already
+    answered Success (`acknowledged`), kept as a new record held in the review queue with the finding
+    `identifier_reused`. The description is not part of the identity: it depends on who relayed
+    the study (the calling AE decides the department) and on the day it arrived."""
+    today = clock.today()
+    items = [
+        Item(
+            description=study.description(
+                department_of(study) if department_of else department_code, today, source_system=source_system
+            ),
+            files=[member.payload for member in study.ordered()],
+            key=study.key,
+            label=f"StudyInstanceUID {study.uid}",
+            identity=identity.FILES,
+            acknowledged=acknowledged,
+        )
+        for study in studies
+    ]
+    result = receive(items, actor=actor, channel=Channel.DICOM, source=source, key=submission_key)
+    outcomes = []
+    for study, item in zip(studies, result.outcomes, strict=True):
+        outcome = StudyOutcome(study.uid, study.key, len(study.members), item.status, record=item.record)
+        if item.error is not None:
+            outcome.problem = item.error.message
+            outcome.error = item.error
+        if item.intake is not None:
+            _review(outcome, item.intake)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _review(outcome: StudyOutcome, intake: Intake | None) -> None:

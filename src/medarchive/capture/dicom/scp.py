@@ -584,9 +584,17 @@ def capture_as(username: str) -> Sink:
             source=str(origin),
             source_system=origin.calling_ae,
             submission_key=key,
+            acknowledged=True,
         )
         for outcome in outcomes:
             _log_outcome(outcome, origin)
+        refused = [o for o in outcomes if o.status == REJECTED]
+        if refused:
+            # The sender was told Success and may have deleted its copy: a study the door refused
+            # (an internal error, the department or class withdrawn since the check before Success)
+            # stays in the spool and is captured again later; the captured ones replay then.
+            reasons = "; ".join(f"{o.study_uid}: {o.problem}" for o in refused)
+            raise CaptureDeferred(f"{len(refused)} of {len(studies)} studies from {origin} refused: {reasons}")
         return outcomes
 
     return sink

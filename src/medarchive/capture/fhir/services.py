@@ -46,7 +46,7 @@ from medarchive.capture.fhir.outcome import (
     from_domain,
 )
 from medarchive.capture.formats import ContentSample, identify
-from medarchive.capture.intake import Item, ItemOutcome, receive
+from medarchive.capture.intake import IdentifierReused, Item, ItemOutcome, receive
 from medarchive.capture.models import Channel, Intake
 from medarchive.capture.services import Description, IncomingFile, prestage
 from medarchive.core import aliases, clock
@@ -460,19 +460,16 @@ def _discard(plans: list[Planned]) -> None:
 
 def _check_outcome(plan: Planned, outcome: ItemOutcome) -> FhirError | None:
     base = plan.draft.expression
+    if isinstance(outcome.error, IdentifierReused):  # the door compared the content digests
+        return FhirError.of(
+            409,
+            DUPLICATE,
+            f"{plan.item.key} was already used for record {outcome.error.details.get('record', '')} with other "
+            "content; a new version of a document needs a new masterIdentifier",
+            f"{base}.masterIdentifier",
+        )
     if outcome.error is not None:
         return from_domain(outcome.error, expression_of(outcome.error, base))
-    if outcome.replayed and outcome.record is not None:
-        earlier = sorted(outcome.record.components.values_list("sha256", flat=True))
-        now = sorted(f.staged.sha256 for f in plan.item.files if f.staged is not None)
-        if earlier != now:
-            return FhirError.of(
-                409,
-                DUPLICATE,
-                f"{plan.item.key} was already used for record {outcome.record.electronic_no} with other content; "
-                "a new version of a document needs a new masterIdentifier",
-                f"{base}.masterIdentifier",
-            )
     return None
 
 

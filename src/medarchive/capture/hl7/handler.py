@@ -21,7 +21,7 @@ from medarchive.capture.hl7.errors import ACCEPT, ERROR, REJECT, Hl7Error, Locat
 from medarchive.capture.hl7.framing import Broken
 from medarchive.capture.hl7.mapping import idempotency_key, to_discharge, to_item
 from medarchive.capture.hl7.parse import Header, Message, parse, peek_header
-from medarchive.capture.intake import receive
+from medarchive.capture.intake import IdentifierReused, receive
 from medarchive.capture.models import Channel, ReviewState
 from medarchive.core import clock
 from medarchive.core.errors import MedarchiveError, PermissionDenied
@@ -94,6 +94,16 @@ class Handler:
         item = to_item(message)
         result = receive([item], actor=actor, channel=Channel.HL7, source=header.source, key=idempotency_key(message))
         outcome = result.outcomes[0]
+        if isinstance(outcome.error, IdentifierReused):
+            # Not a retry: a sender whose control-ID counter restarted, or a new document under an old
+            # ID. AE so the sender's operator sees it; the message is not lost on our side silently.
+            raise error(
+                f"MSH-10 {header.control_id} from {header.source} was already used for record "
+                f"{outcome.error.details.get('record', '')} with other content; not archived: "
+                "send this document with a new control ID",
+                location=Location("MSH", 10),
+                code=205,
+            )
         if outcome.error is not None:
             raise self._from_core(outcome.error, actor)
         assert outcome.record is not None

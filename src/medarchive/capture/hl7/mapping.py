@@ -58,8 +58,18 @@ class Discharge:
 
 
 def idempotency_key(message: Message) -> str:
+    """`hl7:<MSH-3>:<MSH-10>`, or `hl7:<MSH-3>^<MSH-4>:<MSH-10>` when the sending facility is given:
+    one application at two facilities (two hospitals of a group) has two control-ID counters. The
+    door adds the content digest: the same key with other content is refused (AE 205), not a duplicate."""
     h = message.header
-    return f"hl7:{h.sending_application}:{h.control_id}"
+    sender = f"{h.sending_application}^{h.sending_facility}" if h.sending_facility else h.sending_application
+    return f"hl7:{sender}:{h.control_id}"
+
+
+def earlier_keys(message: Message) -> tuple[str, ...]:
+    """The key of archives before the facility was part of it: a retry of a message received then."""
+    h = message.header
+    return (f"hl7:{h.sending_application}:{h.control_id}",) if h.sending_facility else ()
 
 
 def department_codes(message: Message) -> list[Code]:
@@ -147,6 +157,7 @@ def to_item(message: Message) -> Item:
         files=_files(message, title),
         key=key,
         label=f"MSH-10 {h.control_id}",
+        earlier_keys=earlier_keys(message),
     )
 
 
