@@ -99,6 +99,20 @@ def test_bad_input_exits_non_zero_with_a_clear_message(cli: Cli, tmp_path: Path,
     assert json.loads(cli.run("records", "list", "--as", "officer", "--json").stdout)["total"] == 0
 
 
+def test_every_problem_of_a_description_is_named_at_once(cli: Cli, tmp_path: Path) -> None:
+    source = tmp_path / "a.pdf"
+    source.write_bytes(b"%PDF-1.7 x")
+    result = cli.run(
+        "ingest", str(source), "--class", "NOPE", "--department", "XX", "--title", "t", "--date", "2025-02-31",
+        "--as", "officer", check=False,
+    )  # fmt: skip
+    said = "".join(result.stderr.split())
+    assert result.returncode == 2
+    for message in ("门类代码NOPE不存在", "部门XX不存在", "日期2025-02-31不是YYYY-MM-DD格式的日期"):
+        assert message in said, result.stderr
+    assert result.stderr.count("error:") == 3
+
+
 def test_empty_file_and_unknown_user_are_refused(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "empty.pdf"
     empty.write_bytes(b"")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 def test_demo_builds_records_users_and_real_files(fresh_cli: Any) -> None:
     cli = fresh_cli()
-    cli.run("demo", "--records", "24", "--no-serve")
+    built = cli.run("demo", "--records", "24", "--no-serve").stdout
+    # The duty history's discharges that were archived (on time or late) arrive as records of their own.
+    on_time, late = (int(n) for n in re.search(r"按时 (\d+)，逾期 (\d+)", built).groups())  # type: ignore[union-attr]
     credentials = json.loads((cli.data_dir / "demo-credentials.json").read_text(encoding="utf-8"))
     assert (cli.data_dir / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
     assert {c["role"] for c in credentials} == {
@@ -29,7 +32,8 @@ def test_demo_builds_records_users_and_real_files(fresh_cli: Any) -> None:
         "interface",
     }
     listed = json.loads(cli.run("records", "list", "--as", "archivist", "--json", "--page-size", "100").stdout)
-    assert listed["total"] == 25  # 24 and one file sent twice (the door flags it as a duplicate)
+    # 24, one file sent twice (the door flags it as a duplicate) and the received discharges
+    assert listed["total"] == 25 + on_time + late
     states = {item["state"] for item in listed["items"]}
     assert {"draft", "submitted", "accepted", "archived"} <= states
     # Everything came through the door: some wait in the review queue, some were returned.
@@ -39,7 +43,7 @@ def test_demo_builds_records_users_and_real_files(fresh_cli: Any) -> None:
     classes = {item["class"] for item in listed["items"]}
     assert {"WS", "BA-ZY", "KU"} <= classes
     formats = set()
-    for item in listed["items"][:12]:
+    for item in listed["items"][-12:]:  # the newest are the duty history's discharge summaries (PDF)
         shown = json.loads(cli.run("records", "show", item["id"], "--as", "archivist", "--json").stdout)
         formats |= {f["format_name"] for f in shown["files"]}
     assert "PDF" in formats and len(formats) >= 2

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,6 +48,7 @@ _TOO_WIDE = """() => Array.from(document.querySelectorAll('main *')).filter(el =
   return right > window.innerWidth + 1 && !Array.from(el.children).some(c => c.getBoundingClientRect().right >= right);
 }).slice(0, 4).map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + '.' + el.className + ': '
   + (el.textContent || '').trim().slice(0, 40))"""
+_WORD = re.compile(r"[A-Za-z]{3}")  # a phrase, not a separator such as ", " (data has those)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -60,14 +62,16 @@ def _english_msgids() -> set[str]:
     return {
         e.msgid
         for e in polib.pofile(str(po))
-        if e.translated() and " " in e.msgid and "%" not in e.msgid and e.msgstr != e.msgid
+        if e.translated() and " " in e.msgid and "%" not in e.msgid and e.msgstr != e.msgid and _WORD.search(e.msgid)
     }
 
 
-def _check_page(page: Any, axe: Any, url: str, label: str, msgids: set[str], shots: Path | None) -> list[str]:
+def _check_page(
+    page: Any, axe: Any, url: str, label: str, msgids: set[str], shots: Path | None, *, navigate: bool = True
+) -> list[str]:
     problems = []
-    response = page.goto(url)
-    status = response.status if response else 0
+    response = page.goto(url) if navigate else None
+    status = (response.status if response else 0) if navigate else 200
     if status >= 500 or status == 0:
         return [f"{label} {url}: HTTP {status}"]
     if status >= 400:
@@ -92,8 +96,22 @@ def _check_page(page: Any, axe: Any, url: str, label: str, msgids: set[str], sho
 
 
 def _nav_links(page: Any, base: str) -> list[str]:
-    hrefs = page.eval_on_selector_all("header nav a", "links => links.map(a => a.getAttribute('href'))")
+    hrefs = page.eval_on_selector_all("header nav a, header a.who", "links => links.map(a => a.getAttribute('href'))")
     return [base + h for h in hrefs if h and h.startswith("/")]
+
+
+def _sub_page_links(page: Any, base: str, url: str) -> list[str]:
+    """Pages below a navigation page that it links to (a department's duties, the rules, an account's
+    edit form), one of each kind: reached by a click, so walked too."""
+    prefix = urlparse(url).path
+    hrefs = page.eval_on_selector_all("main a", "links => links.map(a => a.getAttribute('href'))")
+    found: dict[str, str] = {}
+    for href in hrefs:
+        path = urlparse(href or "").path
+        is_file = "." in path.rsplit("/", 1)[-1]  # an export (export.csv): a download, not a page
+        if path.startswith(prefix) and path != prefix and not is_file and not _UUID.search(path):
+            found.setdefault(re.sub(r"/[^/]+/", "/X/", path[len(prefix) :]), base + path)
+    return list(found.values())[:4]
 
 
 def _first_detail_links(page: Any, base: str) -> list[str]:
@@ -137,7 +155,7 @@ def test_every_role_walks_every_navigation_link_in_chinese(
             for url in links:
                 problems += _check_page(page, axe, url, label, msgids, shots)
                 seen.add(url)
-                for detail in _first_detail_links(page, base):
+                for detail in _first_detail_links(page, base) + _sub_page_links(page, base, url):
                     if detail not in seen:
                         seen.add(detail)
                         problems += _check_page(page, axe, detail, label, msgids, shots)
@@ -151,6 +169,11 @@ def test_every_role_walks_every_navigation_link_in_chinese(
                     problems.append(f"{label} {url}: {overflow}px wider than a 390px phone screen: {culprits}")
                 if shots is not None and url.endswith("/records/"):
                     page.screenshot(path=str(shots / f"{label}-phone-records.png"), full_page=True)
+            if account["role"] == "auditor":  # the chain verification and its result
+                page.goto(f"{base}/audit/")
+                page.click("form[action$='/audit/verify/'] button")
+                expect(page.locator("main")).to_contain_text("审计链完整")
+                problems += _check_page(page, axe, page.url, label, msgids, None, navigate=False)
             walked += len(seen)
             problems += [f"{label}: JavaScript error {e}" for e in errors]
             context.close()

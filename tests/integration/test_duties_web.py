@@ -189,6 +189,26 @@ def test_archivist_adds_a_rule_in_the_form(users: dict[str, Any]) -> None:
     assert re.search(r'id="r-filter"[^>]*aria-invalid="true"', text(bad_json)), "the field is marked"
 
 
+def test_every_problem_of_a_rule_form_is_listed_beside_its_field(users: dict[str, Any]) -> None:
+    client = browser(users["archivist"])
+    form = {"name": "门诊病案", "kind": "event", "expected_class": "BA-MZ", "match_key": "visit_number"}
+    assert client.post("/duties/rules/", form | {"due_days": "3", "event_kind": "visit_closed"}).status_code == 302
+    # The same name again, a number the form cannot read, no event, a deadline of 0 days: all at once.
+    bad = client.post("/duties/rules/", form | {"due_days": "0", "remind_days": "三天", "event_kind": ""})
+    assert bad.status_code == 422
+    page = text(bad)
+    summary = re.search(r'id="error-summary".*?</div>', page, re.S)
+    assert summary is not None
+    assert summary.group(0).count("<li>") == 4, summary.group(0)
+    for element in ("r-name", "r-remind", "r-event", "r-days"):
+        assert re.search(rf'id="{element}"[^>]*aria-invalid="true"', page), element
+        assert f'id="{element}-errors"' in page, element
+        assert f'href="#{element}"' in summary.group(0), element
+    assert "_days" not in summary.group(0) and "_kind" not in summary.group(0)  # no internal field names
+    assert "三天" in page  # what was typed is kept
+    assert DutyRule.objects.filter(name="门诊病案").count() == 1
+
+
 def test_rule_switch_and_remove_in_the_page(users: dict[str, Any]) -> None:
     client = browser(users["archivist"])
     rule = DutyRule.objects.get(kind="periodic")

@@ -229,8 +229,9 @@ def template_msgids() -> dict[str, tuple[str | None, str, str | None]]:
 
 
 def _is_english(msgid: str) -> bool:
-    """English text has lowercase words ("Archive and assign 档号"); "MIME媒体类型" or "档号" is Chinese."""
-    return bool(re.search(r"[a-z]{2,}", re.sub(r"%\(\w+\)[sdif]", "", msgid)))
+    """English text has words with lowercase letters ("To", "Archive and assign 档号"); "MIME媒体类型" or
+    "档号" is Chinese."""
+    return bool(re.search(r"[A-Za-z][a-z]+", re.sub(r"%\(\w+\)[sdif]", "", msgid)))
 
 
 def _is_chinese(msgid: str) -> bool:

@@ -205,7 +205,7 @@ def test_error_pages_are_styled_and_in_the_users_language(
 
 @pytest.mark.parametrize("language", ["zh-hans", "en"])
 def test_an_unexpected_error_is_the_styled_500_page(
-    language: str, users: dict[str, Any], settings: Any, monkeypatch: pytest.MonkeyPatch
+    language: str, users: dict[str, Any], settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     from medarchive.access import views
 
@@ -220,6 +220,11 @@ def test_an_unexpected_error_is_the_styled_500_page(
     assert response.status_code == 500
     assert ("出错了" if language == "zh-hans" else "Something went wrong") in html
     assert "a bug" not in html and "Traceback" not in html
+    # The page names a reference; the log has it beside the traceback.
+    reference = re.search(r'class="mono">([0-9a-f]{8})<', html)
+    assert reference is not None, html
+    logged = [r for r in caplog.records if reference.group(1) in r.getMessage()]
+    assert logged and logged[0].exc_info is not None and "a bug" in str(logged[0].exc_info[1])
 
 
 def test_a_refusal_that_escapes_a_view_is_audited_and_styled(users: dict[str, Any]) -> None:

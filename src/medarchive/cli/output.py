@@ -19,7 +19,18 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def fail(message: str, *, code: int = 1, field: str | None = None) -> NoReturn:
+def _say(message: str, field: str | None) -> None:
     prefix = f"{field}: " if field and not message.startswith(field) else ""
     errors.print(f"[bold red]error:[/] {escape(prefix + message)}", highlight=False, markup=True)
+
+
+def fail(message: str, *, code: int = 1, field: str | None = None) -> NoReturn:
+    _say(message, field)
+    raise SystemExit(code)
+
+
+def fail_with(exc: Any, *, code: int = 1) -> NoReturn:
+    """A domain error: one line per problem (a rejected description names all of them at once)."""
+    for problem in getattr(exc, "problems", None) or [exc]:
+        _say(problem.message, problem.field)
     raise SystemExit(code)

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from medarchive.cli.output import EXIT_CODES, fail
+from medarchive.cli.output import EXIT_CODES, fail, fail_with
 
 F = TypeVar("F", bound=Callable[..., Any])
 _ready = False
@@ -80,8 +80,8 @@ def handles_errors(func: F) -> F:
             from medarchive.security import audit
 
             audit.record_refusal(exc)
-            fail(exc.message, code=EXIT_CODES[exc.status], field=exc.field)
+            fail_with(exc, code=EXIT_CODES[exc.status])
         except MedarchiveError as exc:
-            fail(exc.message, code=EXIT_CODES.get(exc.status, 1), field=exc.field)
+            fail_with(exc, code=EXIT_CODES.get(exc.status, 1))
 
     return wrapper  # type: ignore[return-value]

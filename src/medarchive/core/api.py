@@ -13,6 +13,9 @@ from medarchive.security.api_auth import actor_of
 
 router = Router()
 KINDS = ", ".join(k.value for k in ALIAS_KINDS)
+# The document states what it can: one of the kinds, a key and a department that are not blank.
+KIND_PATTERN = "^(" + "|".join(k.value for k in ALIAS_KINDS) + ")$"  # kinds are [a-z0-9-]
+NOT_BLANK = r"\S"
 
 
 class AliasOut(Schema):
@@ -28,17 +31,17 @@ class AliasOut(Schema):
 
 
 class AliasIn(Schema):
-    kind: str = Field(description=KINDS)
-    key: str = Field(description="the code, or for dicom-institution the name (stored normalised)")
-    department: str = Field(description="the archive's department code")
+    kind: str = Field(description=KINDS, pattern=KIND_PATTERN)
+    key: str = Field(description="the code, or for dicom-institution the name (stored normalised)", pattern=NOT_BLANK)
+    department: str = Field(description="the archive's department code", pattern=NOT_BLANK)
     system: str = Field("", description="code system; for hl7-location the PV1-3.4 facility (blank: any)")
     note: str = ""
 
 
 class AliasPatch(Schema):
-    kind: str | None = None
-    key: str | None = None
-    department: str | None = None
+    kind: str | None = Field(None, pattern=KIND_PATTERN)
+    key: str | None = Field(None, pattern=NOT_BLANK)
+    department: str | None = Field(None, pattern=NOT_BLANK)
     system: str | None = None
     note: str | None = None
 

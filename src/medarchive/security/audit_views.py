@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from medarchive.security import queries
 from medarchive.security.api_auth import actor_of
+from medarchive.security.roles import ACTION_LABELS, Action
 from medarchive.security.services import verify_audit
 
 
@@ -47,12 +48,21 @@ def _page_number(request: HttpRequest) -> int:
     return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 1_000_000 else 1
 
 
+def _action_label(code: str) -> object:
+    """The action in words where the role table names it; the code stays beside it for searching."""
+    try:
+        return ACTION_LABELS[Action(code)]
+    except ValueError:
+        return ""
+
+
 @login_required
 def trail(request: HttpRequest, report: object = None) -> HttpResponse:
     flt = _filter(request)
     page = queries.audit_trail(actor_of(request), flt, page=_page_number(request))
     for entry in page.items:
         entry.result_label = queries.RESULT_LABELS.get(entry.result, entry.result)
+        entry.action_label = _action_label(entry.action)
         entry.details_text = json.dumps(entry.details, ensure_ascii=False, sort_keys=True) if entry.details else ""
     params = {k: v for k, v in request.GET.items() if k != "page" and v}
     return render(

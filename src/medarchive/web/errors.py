@@ -7,6 +7,7 @@ API and FHIR paths are left to their own error mapping (JSON Problem, OperationO
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
@@ -43,6 +44,7 @@ HINTS = {
 def error_page(request: HttpRequest, status: int, message: str = "") -> HttpResponse:
     title = TITLES.get(status, TITLES[400 if status < 500 else 500])
     context = {
+        "reference": getattr(request, "error_reference", ""),
         "status": status,
         "title": title,
         "message": message,
@@ -78,7 +80,13 @@ class DomainErrorMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        if request.path.startswith(MACHINE_PATHS) or not isinstance(exc, MedarchiveError):
+        if request.path.startswith(MACHINE_PATHS):
+            return None
+        if not isinstance(exc, MedarchiveError):
+            # A fault: Django logs it and renders server_error; the page names this reference, the log too.
+            reference = secrets.token_hex(4)
+            request.error_reference = reference  # type: ignore[attr-defined]
+            log.error("%s %s failed, reference %s", request.method, request.path, reference, exc_info=exc)
             return None
         if isinstance(exc, NotAuthenticated):
             return HttpResponseRedirect(f"/login/?next={request.path}")

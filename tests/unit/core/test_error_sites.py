@@ -34,7 +34,6 @@ NOT_YET: dict[str, str] = {
     "capture/dicom/extract.py": "DICOM: status comments",
     "capture/dicom/importer.py": "DICOM",
     "capture/dicom/scp.py": "DICOM",
-    "capture/duties/views.py": "duties web form",
     "capture/fhir/queries.py": "FHIR",
     "capture/fhir/services.py": "FHIR",
     "capture/intake.py": "the door: submission registers",

@@ -549,6 +549,13 @@ def _name_free(name: str, rule_pk: Any = None) -> None:
         )
 
 
+def check_rule(spec: RuleSpec, *, actor: User) -> None:
+    """Every problem `add_rule` would find, without adding anything (a form that could not read some
+    fields still reports the others)."""
+    require(actor, Action.DUTY_MANAGE)
+    _apply(DutyRule(created_by=actor), spec)
+
+
 def add_rule(spec: RuleSpec, *, actor: User) -> DutyRule:
     require(actor, Action.DUTY_MANAGE)
     rule = DutyRule(created_by=actor)

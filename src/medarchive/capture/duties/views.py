@@ -21,13 +21,14 @@ from medarchive.archiving.models import ArchiveClass
 from medarchive.capture.duties import chart, notify, rules, services
 from medarchive.capture.duties.rules import Kind, Period, RuleSpec, Status
 from medarchive.core import clock
-from medarchive.core.errors import MedarchiveError, PermissionDenied, ValidationError
+from medarchive.core.errors import Collector, MedarchiveError, NotFound, PermissionDenied, Problems, ValidationError
 from medarchive.core.models import Department
 from medarchive.security import audit
 from medarchive.security.api_auth import actor_of
 from medarchive.security.permissions import can
 from medarchive.security.roles import Action
 from medarchive.web.errors import error_page
+from medarchive.web.forms import problems_of
 
 STATUS_LABELS = {
     Status.ON_TIME: gettext_lazy("Received on time"),
@@ -136,25 +137,64 @@ def department(request: HttpRequest, code: str) -> HttpResponse:
 
 # --- rules --------------------------------------------------------------------------------------------
 
-_INT_FIELDS = ("due_days", "due_day", "min_count", "remind_days")
+_INT_FIELDS = {
+    "due_days": gettext_lazy("Due within (days)"),
+    "due_day": gettext_lazy("Due on day (of the next month)"),
+    "min_count": gettext_lazy("At least this many records"),
+    "remind_days": gettext_lazy("Remind this many days before"),
+}
+_INT_DEFAULTS = {"min_count": 1, "remind_days": 3}
+# The form's element ids, so the summary at the top links to each field.
+RULE_FIELD_IDS = {
+    "name": "r-name",
+    "kind": "r-kind",
+    "expected_class": "r-class",
+    "department": "r-dept",
+    "remind_days": "r-remind",
+    "event_kind": "r-event",
+    "trigger_class": "r-trigger",
+    "trigger_filter": "r-filter",
+    "match_key": "r-key",
+    "due_days": "r-days",
+    "period": "r-period",
+    "due_day": "r-dueday",
+    "min_count": "r-min",
+    "description": "r-desc",
+}
 
 
-def _spec_from(post: Any) -> RuleSpec:
+def _spec_from(post: Any, collector: Collector) -> RuleSpec:
+    """The rule the form describes; what cannot be read goes to `collector` (and a default stands in,
+    so the service still checks every other field)."""
     numbers: dict[str, int] = {}
-    for name in _INT_FIELDS:
+    for name, label in _INT_FIELDS.items():
         raw = post.get(name, "").strip()
-        if raw and not (raw.isascii() and raw.isdigit()):
-            raise ValidationError(_("%(field)s must be a whole number") % {"field": name}, field=name)
-        numbers[name] = int(raw) if raw else {"min_count": 1, "remind_days": 3}.get(name, 0)
+        if raw and not (raw.isascii() and raw.isdigit() and len(raw) < 7):
+            collector.add(
+                ValidationError(
+                    gettext_lazy("%(label)s must be a whole number, such as 7 (not “%(value)s”)."),
+                    code="not_a_whole_number",
+                    field=name,
+                    label=label,
+                    value=raw[:40],
+                )
+            )
+            raw = ""
+        numbers[name] = int(raw) if raw else _INT_DEFAULTS.get(name, 0)
     raw_filter = post.get("trigger_filter", "").strip()
     try:
         trigger_filter = json.loads(raw_filter) if raw_filter else {}
     except ValueError:
         trigger_filter = None
     if not isinstance(trigger_filter, dict):
-        raise ValidationError(
-            _('The trigger filter must be a JSON object, e.g. {"doc_type": "采购合同"}'), field="trigger_filter"
+        collector.add(
+            ValidationError(
+                gettext_lazy('The trigger filter must be a JSON object, e.g. {"doc_type": "采购合同"}'),
+                code="filter_not_an_object",
+                field="trigger_filter",
+            )
         )
+        trigger_filter = {}
     return RuleSpec(
         name=post.get("name", ""),
         kind=post.get("kind", ""),
@@ -170,6 +210,25 @@ def _spec_from(post: Any) -> RuleSpec:
     )
 
 
+def _add_rule(post: Any, actor: Any) -> Any:
+    """Add the rule the form describes, or raise every problem with it at once."""
+    collector = Collector()
+    spec = _spec_from(post, collector)
+    if not collector.problems:
+        return services.add_rule(spec, actor=actor)
+    unread = {p.field for p in collector.problems}
+    try:
+        services.check_rule(spec, actor=actor)
+    except PermissionDenied:
+        raise
+    except MedarchiveError as exc:
+        # A field the form could not read was checked with its default: its own problem says it better.
+        for problem in exc.problems if isinstance(exc, Problems) else [exc]:
+            if problem.field not in unread:
+                collector.add(problem)
+    raise Problems(collector.problems)
+
+
 def _rules_context(request: HttpRequest, values: dict[str, Any], error: MedarchiveError | None) -> dict[str, Any]:
     user = actor_of(request)
     return {
@@ -179,7 +238,7 @@ def _rules_context(request: HttpRequest, values: dict[str, Any], error: Medarchi
         ],
         "can_manage": can(user, Action.DUTY_MANAGE),
         "values": values,
-        "error": error,
+        **problems_of(error, anchor_of=lambda field: RULE_FIELD_IDS.get(field, "")),
         "kinds": [(k.value, KIND_LABELS[k]) for k in Kind],
         "periods": [(p.value, PERIOD_LABELS[p]) for p in Period],
         "departments": Department.objects.filter(active=True),
@@ -195,7 +254,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
         if request.method == "POST":
             values = {k: request.POST.get(k, "") for k in request.POST if k != "csrfmiddlewaretoken"}
             try:
-                rule = services.add_rule(_spec_from(request.POST), actor=actor_of(request))
+                rule = _add_rule(request.POST, actor_of(request))
             except PermissionDenied:
                 raise
             except MedarchiveError as exc:
@@ -225,7 +284,7 @@ def rule_change(request: HttpRequest, rule_id: int, op: str) -> HttpResponse:
                 (_("Rule “%(name)s” is on.") if rule.active else _("Rule “%(name)s” is off.")) % {"name": rule.name},
             )
         else:
-            raise ValidationError(f"unknown operation {op!r}", field="op")
+            raise NotFound(gettext_lazy("There is no such action on a duty rule."), code="unknown_rule_action", op=op)
     except PermissionDenied as exc:
         return _refused(request, exc)
     except MedarchiveError as exc:
