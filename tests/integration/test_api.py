@@ -110,6 +110,26 @@ def test_patch_then_lifecycle_through_the_api(client: Client, token: dict[str, s
     assert frozen.status_code == 409
 
 
+def test_review_refusals_carry_their_codes(client: Client, token: dict[str, str]) -> None:
+    record_id = _post_record(client, token["officer"]).json()["id"]
+    unsent = client.get(f"/api/v1/records/{record_id}/intake", **_auth(token["officer"]))
+    assert unsent.status_code == 404 and unsent.json()["code"] == "record_not_submitted"
+    assert unsent.json()["details"]["record"] in unsent.json()["message"]
+    client.post(f"/api/v1/records/{record_id}/submit", **_auth(token["officer"]))
+    # The optional accept body is read like any other: each problem under its code, beside its field.
+    bad = client.post(
+        f"/api/v1/records/{record_id}/accept",
+        {"override": "yes", "comment": "x" * 5000},
+        content_type="application/json",
+        **_auth(token["archivist"]),
+    )
+    assert bad.status_code == 422
+    problems = {p["field"]: p["code"] for p in bad.json()["errors"]}
+    assert problems == {"override": "not_a_boolean", "comment": "too_long"}
+    metadata = _post_record(client, token["officer"], metadata="[1]")
+    assert metadata.status_code == 422 and metadata.json()["code"] == "metadata_not_an_object"
+
+
 @pytest.mark.parametrize(
     ("fields", "status", "field"),
     [

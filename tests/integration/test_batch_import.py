@@ -128,7 +128,7 @@ def test_every_kind_of_bad_row_is_flagged_with_its_own_reason_and_leaves_nothing
         "symlink": ("WS", "BGS", "2025-03-01", "link.pdf", "", "", "unsafe_path", "outside the carrier"),
         "size": ("WS", "BGS", "2025-03-01", "f6.pdf", "5", "", "size_mismatch", "declares 5 bytes"),
         "sha": ("WS", "BGS", "2025-03-01", "f7.pdf", "", "0" * 64, "checksum_mismatch", "manifest declares"),
-        "bad sha": ("WS", "BGS", "2025-03-01", "f8.pdf", "", "xyz", "validation_error", "64 hex digits"),
+        "bad sha": ("WS", "BGS", "2025-03-01", "f8.pdf", "", "xyz", "sha256_malformed", "64 hex digits"),
         "no file": ("WS", "BGS", "2025-03-01", "", "", "", "no_files", "至少"),
         "no class": ("", "BGS", "2025-03-01", "f9.pdf", "", "", "required", "门类"),
         "two names": ("WS", "BGS", "2025-03-01", "f10.pdf;sub/f10.pdf", "", "", "duplicate_filename", "f10.pdf"),
@@ -238,7 +238,9 @@ def test_names_of_classes_departments_and_retention_terms_resolve_to_codes(his: 
         "BGS",
         "D30",
     )
-    assert third.error is not None and "disagree" in third.error.message
+    assert (
+        third.error is not None and third.error.code == "class_subclass_mismatch" and "disagree" in third.error.message
+    )
 
 
 def test_command_line_defaults_fill_rows_without_class_or_department(his: Any, tmp_path: Path) -> None:
@@ -288,13 +290,28 @@ def test_a_declared_register_that_does_not_match_refuses_the_whole_carrier(his: 
     folder = _carrier(tmp_path / "c", manifest, {"a.pdf": _pdf("a")})
     before = _stored()
 
-    with pytest.raises(RegisterMismatch, match="总字节数不符") as caught:
+    with pytest.raises(RegisterMismatch) as caught:
         import_carrier(folder, actor=his)
 
-    assert "row 5: lost.pdf is not in the carrier" in caught.value.message
+    assert caught.value.code == "register_mismatch" and caught.value.details["declared_bytes"] == 99999
+    assert "Row 5: lost.pdf is not in the carrier" in caught.value.message
     assert Record.objects.count() == 0 and _stored() == before and _staging_is_empty()
     submission = Submission.objects.get()
     assert submission.state == Submission.REJECTED and submission.report["manifest"]["declared"]["total_bytes"] == 99999
+
+
+def test_a_register_mismatch_names_the_first_uncounted_rows_and_keeps_them_all(his: Any, tmp_path: Path) -> None:
+    rows = "".join(f"{n},2025-03-01,WS,BGS,lost{n}.pdf,,\n" for n in range(7))
+    folder = _carrier(tmp_path / "c", "#总件数,7\n#总字节数,1\n" + HEADER + rows, {})
+
+    with pytest.raises(RegisterMismatch) as caught:
+        import_carrier(folder, actor=his)
+
+    exc = caught.value
+    assert exc.code == "register_mismatch" and (exc.details["uncounted"], exc.details["shown"]) == (7, 5)
+    assert len(exc.details["unreadable_rows"]) == 7 and "lost6.pdf" in exc.details["unreadable_rows"][-1]
+    assert "(the first 5 of 7)" in exc.message and "Row 8: lost4.pdf" in exc.message and "lost5.pdf" not in exc.message
+    assert "%(" not in exc.message
 
 
 def test_a_zip_carrier_with_an_xlsx_manifest_in_a_folder(his: Any, tmp_path: Path) -> None:
@@ -365,8 +382,9 @@ def test_a_file_that_changes_during_the_import_fails_its_row(
 
 def test_an_unusable_manifest_fails_the_import_with_nothing_written(his: Any, tmp_path: Path) -> None:
     folder = _carrier(tmp_path / "c", "题名,日期\n一,2025-03-01\n", {})
-    with pytest.raises(ManifestError, match="no file column"):
+    with pytest.raises(ManifestError, match="no file column") as caught:
         import_carrier(folder, actor=his)
+    assert caught.value.code == "manifest_no_file_column"
     assert not Submission.objects.exists()
 
 

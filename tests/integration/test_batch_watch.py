@@ -194,7 +194,7 @@ def test_a_sidecar_waits_for_its_file_and_at_last_is_failed(his: Any, watch: Pat
     assert scan(watch, his, now=time.time()).waiting == 1
     summary = scan(watch, his, now=time.time() + ORPHAN_SECONDS + 1)
     assert [(o.name, o.status) for o in summary.outcomes] == [("late.pdf.json", "rejected")]
-    assert "no file 'late.pdf' arrived" in (watch / "failed" / "late.pdf.json.error.txt").read_text(encoding="utf-8")
+    assert "No file late.pdf arrived" in (watch / "failed" / "late.pdf.json.error.txt").read_text(encoding="utf-8")
 
 
 def test_the_same_content_dropped_twice_is_already_in_and_names_never_clash(his: Any, watch: Path) -> None:

@@ -187,7 +187,7 @@ def test_a_sidecar_swapped_for_a_link_after_it_was_listed_is_not_read(
     monkeypatch.setattr(module._Pass, "ready", swapping)
     (outcome,) = _scan(watch, his).outcomes
 
-    assert outcome.status == "rejected" and "sidecar cannot be read" in outcome.reason
+    assert outcome.status == "rejected" and "The sidecar a.pdf.json cannot be read" in outcome.reason
     assert not Record.objects.exists()
     assert (watch / "failed" / "a.pdf.json").is_symlink()  # the link itself was moved, its target untouched
     assert secret.exists()

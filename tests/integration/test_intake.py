@@ -150,7 +150,10 @@ def test_a_register_that_does_not_match_fails_the_whole_submission(users: dict[s
     items = [_item(_notice(1), _pdf(11)), _item(_notice(2), _pdf(12), name="b.pdf")]
     with pytest.raises(RegisterMismatch) as caught:
         receive(items, actor=users["officer"], channel="rest", key="batch-1", register=Register(3, 10))
-    assert "总件数" in caught.value.message and "总字节数" in caught.value.message
+    mismatch = caught.value
+    assert mismatch.code == "register_mismatch" and len(mismatch.details["problems"]) == 2
+    assert (mismatch.details["declared_count"], mismatch.details["received_count"]) == (3, 2)
+    assert "3 records of 10 bytes" in mismatch.message and "2 records of" in mismatch.message
     assert not Record.objects.exists() and len(list(blob_store().storage.addresses())) == before
     failed = Submission.objects.get()
     assert failed.state == "rejected" and failed.report["register"]["received_count"] == 2

@@ -239,7 +239,8 @@ def test_an_incomplete_upload_cannot_be_submitted_and_pieces_cannot_overrun(auth
     _patch(client, auth["officer"], upload_id, 0, b"%PDF-1.7\n")
     manifest = [{**_entry("x", 1), "files": [{"upload": upload_id}]}]
     response = client.post("/api/v1/submissions", {"manifest": json.dumps(manifest)}, **auth["officer"])
-    assert response.status_code == 409 and "incomplete" in response.json()["message"]
+    assert response.status_code == 409 and response.json()["code"] == "upload_incomplete"
+    assert response.json()["details"]["offset"] == 9 and response.json()["field"] == "upload"
     overrun = _patch(client, auth["officer"], upload_id, 9, b"x" * 200)
     assert overrun.status_code == 413
     assert client.get(f"/api/v1/uploads/{upload_id}", **auth["officer"]).json()["offset"] == 9

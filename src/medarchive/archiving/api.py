@@ -7,6 +7,7 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from ninja import Schema
+from ninja.errors import ValidationError as RequestInvalid
 from pydantic import ValidationError as PydanticError
 
 from medarchive.access.queries import describe
@@ -18,7 +19,6 @@ from medarchive.capture import review
 from medarchive.capture.review import COMMENT_LIMIT
 from medarchive.capture.services import update_draft
 from medarchive.core.apierrors import parse_object
-from medarchive.core.errors import Problems, ValidationError
 from medarchive.core.routers import records
 from medarchive.core.schemas import (
     ERRORS,
@@ -74,11 +74,12 @@ def _accept_body(request: HttpRequest) -> AcceptIn:
     try:
         return AcceptIn.model_validate(data)
     except PydanticError as exc:
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error.get("loc", ())) or "body"
-            problems.append(ValidationError(f"{where}: {error.get('msg', 'invalid')}", field=where))
-        raise Problems(problems) from None
+        # Answered as any body django-ninja reads is (`medarchive.api.request_invalid`): each problem
+        # under its stable code (`too_long`, `not_a_boolean` ...), in the caller's language, its field named.
+        # The location is a body parameter's, as django-ninja gives it: ("body", <parameter>, field ...).
+        raise RequestInvalid(
+            [{**error, "loc": ("body", "body", *error.get("loc", ()))} for error in exc.errors(include_url=False)]
+        ) from None
 
 
 @records.patch(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from pydantic import Field
@@ -51,10 +52,18 @@ def _metadata(raw: str) -> dict[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValidationError(
-            f"metadata is not valid JSON: {exc.msg} at position {exc.pos}", field="metadata"
+            gettext_lazy("The metadata is not valid JSON: %(reason)s at position %(position)s."),
+            code="metadata_not_json",
+            field="metadata",
+            reason=exc.msg,
+            position=exc.pos,
         ) from None
     if not isinstance(value, dict):
-        raise ValidationError("metadata must be a JSON object", field="metadata")
+        raise ValidationError(
+            gettext_lazy('The metadata must be a JSON object, such as {"pages": 2}.'),
+            code="metadata_not_an_object",
+            field="metadata",
+        )
     return value
 
 
@@ -155,7 +164,11 @@ def _intake(request: HttpRequest, record_id: UUID) -> IntakeOut:
     record = get_record(actor_of(request), record_id)
     found = Intake.objects.filter(record=record).select_related("record", "submission").first()
     if found is None:
-        raise NotFound(f"record {record.electronic_no} has not been submitted to the archive")
+        raise NotFound(
+            gettext_lazy("Record %(record)s has not been submitted to the archive yet, so it has no review."),
+            code="record_not_submitted",
+            record=record.electronic_no,
+        )
     audit_metadata_read(actor_of(request), record)
     return IntakeOut.of(found, actor_of(request))
 

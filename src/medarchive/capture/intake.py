@@ -209,9 +209,11 @@ def reused_request(existing: Submission) -> RequestReused:
 def _check_register(submission: Submission, register: Register, items: list[Item], sizes: list[int | None]) -> None:
     problems = []
     actual_bytes = sum(s or 0 for s in sizes)
-    if register.item_count is not None and register.item_count != len(items):
+    count_differs = register.item_count is not None and register.item_count != len(items)
+    bytes_differ = register.total_bytes is not None and register.total_bytes != actual_bytes
+    if count_differs:
         problems.append(f"总件数不符 item count: declared {register.item_count}, received {len(items)}")
-    if register.total_bytes is not None and register.total_bytes != actual_bytes:
+    if bytes_differ:
         problems.append(f"总字节数不符 total bytes: declared {register.total_bytes}, received {actual_bytes}")
     if not problems:
         return
@@ -227,11 +229,32 @@ def _check_register(submission: Submission, register: Register, items: list[Item
         "problems": problems,
     }
     submission.save(update_fields=["state", "key", "report"])
+    if count_differs and bytes_differ:
+        template = gettext_lazy(
+            "The register declares %(declared_count)s records of %(declared_bytes)s bytes in all, but "
+            "%(received_count)s records of %(received_bytes)s bytes arrived: nothing was archived. Correct the "
+            "register or the submission and send it again."
+        )
+    elif count_differs:
+        template = gettext_lazy(
+            "The register declares %(declared_count)s records, but %(received_count)s arrived: nothing was "
+            "archived. Correct the register or the submission and send it again."
+        )
+    else:
+        template = gettext_lazy(
+            "The register declares %(declared_bytes)s bytes in all, but %(received_bytes)s bytes arrived: nothing "
+            "was archived. Correct the register or the submission and send it again."
+        )
     raise RegisterMismatch(
-        "the register does not match the submission: " + "; ".join(problems),
+        template,
+        code="register_mismatch",
         field="register",
         submission_id=str(submission.pk),
         problems=problems,
+        declared_count=register.item_count,
+        received_count=len(items),
+        declared_bytes=register.total_bytes,
+        received_bytes=actual_bytes,
     )
 
 
@@ -253,7 +276,10 @@ def _receive_item(item: Item, submission: Submission, actor: User) -> ItemOutcom
         # Nothing of the item was kept (create_record's transaction and blob release saw to that);
         # one item's failure must not abort the others nor leave the register unwritten.
         log.exception("submission %s: %s failed unexpectedly", submission.pk, item.label or "item")
-        outcome.error = InternalError("the record could not be captured because of an internal error; retry")
+        outcome.error = InternalError(
+            gettext_lazy("The record could not be captured because of an internal error: send it again."),
+            code="internal_error",
+        )
         return outcome
 
 
@@ -329,7 +355,10 @@ def _again(
     if broken is not None:
         raise broken  # the retry did not carry its content: say so rather than answer for the earlier one
     if digest is None:
-        raise InternalError("the item's files were not staged; retry")
+        raise InternalError(
+            gettext_lazy("The record's files could not be prepared for storage: send the record again."),
+            code="files_not_staged",
+        )
     if _same(earlier, digest, item):
         outcome.record, outcome.replayed = earlier.record, True
         outcome.intake = Intake.objects.filter(record=earlier.record).first()

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 from medarchive.capture.models import Upload
 from medarchive.core import clock, private
@@ -51,10 +52,18 @@ def start(*, actor: User, filename: str, size: int) -> Upload:
     require(actor, Action.RECORD_CREATE)
     name = clean_filename(filename, field="filename").name
     if size <= 0:
-        raise ValidationError("size must be more than 0 bytes", field="size")
+        raise ValidationError(
+            gettext_lazy("An empty file cannot be uploaded: the size must be more than 0 bytes."),
+            code="empty_upload",
+            field="size",
+        )
     if size > settings.CONFIG.max_upload_bytes:
         raise PayloadTooLarge(
-            f"{size} bytes is more than the limit of {settings.CONFIG.max_upload_bytes}", field="size"
+            gettext_lazy("The file has %(size)s bytes, more than the limit of %(max_bytes)s bytes."),
+            code="payload_too_large",
+            field="size",
+            size=size,
+            max_bytes=settings.CONFIG.max_upload_bytes,
         )
     key_id, wrapped = blob_store().keyring.wrap(secrets.token_bytes(_suite().key_size))
     upload = Upload.objects.create(filename=name, size=size, key_id=key_id, wrapped_key=wrapped, created_by=actor)
@@ -66,8 +75,36 @@ def get(actor: User, upload_id: Any) -> Upload:
     """Only its creator sees an upload (nobody else could even guess its id, but we do not rely on that)."""
     found = Upload.objects.filter(pk=parse_uuid(upload_id), created_by=actor).first()
     if found is None:
-        raise NotFound(f"upload {upload_id} does not exist")
+        raise _no_upload(upload_id)
     return found
+
+
+def _no_upload(upload_id: Any) -> NotFound:
+    return NotFound(
+        gettext_lazy("There is no upload %(upload)s of yours: start the upload again."),
+        code="upload_not_found",
+        upload=str(upload_id),
+    )
+
+
+def _used(upload: Upload) -> Conflict:
+    return Conflict(
+        gettext_lazy(
+            "Upload %(upload)s was already used by a submission: to use the file for another record, upload it again."
+        ),
+        code="upload_used",
+        field="upload",
+        upload=str(upload.pk),
+    )
+
+
+def _past_size(upload: Upload) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        gettext_lazy("This piece goes past the file's declared size of %(size)s bytes."),
+        code="past_declared_size",
+        field="body",
+        size=upload.size,
+    )
 
 
 def append(actor: User, upload_id: Any, *, offset: int, body: IO[bytes], length: int | None) -> Upload:
@@ -98,17 +135,22 @@ def _appendable(actor: User, upload_id: Any, *, offset: int, length: int | None,
     qs = Upload.objects.select_for_update() if lock else Upload.objects
     upload = qs.filter(pk=parse_uuid(upload_id), created_by=actor).first()
     if upload is None:
-        raise NotFound(f"upload {upload_id} does not exist")
+        raise _no_upload(upload_id)
     if upload.used_at is not None:
-        raise Conflict("this upload was already used by a submission", field="upload")
+        raise _used(upload)
     if offset != upload.offset:
         raise Conflict(
-            f"Upload-Offset {offset} does not match the {upload.offset} bytes received; resume from there",
+            gettext_lazy(
+                "This piece starts at byte %(sent)s, but %(offset)s bytes have arrived so far: "
+                "send the piece that starts at byte %(offset)s."
+            ),
+            code="offset_mismatch",
             field="Upload-Offset",
             offset=upload.offset,
+            sent=offset,
         )
     if length is not None and upload.offset + length > upload.size:
-        raise PayloadTooLarge(f"this piece would go past the declared size {upload.size}", field="body")
+        raise _past_size(upload)
     return upload
 
 
@@ -117,7 +159,7 @@ def _seal_into(path: Path, upload: Upload, key: bytes, *, offset: int, body: IO[
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
         while piece := body.read(FRAME):
             if upload.offset + written + len(piece) > upload.size:
-                raise PayloadTooLarge(f"this piece goes past the declared size {upload.size}", field="body")
+                raise _past_size(upload)
             at = offset + written
             nonce = secrets.token_bytes(12)
             sealed = aead_encrypt(_suite(), key, nonce, piece, _aad(upload, at))
@@ -149,13 +191,22 @@ class UploadReader:
                 while header := handle.read(_HEADER.size):
                     at, length = _HEADER.unpack(header)
                     if at != expected:
-                        raise Conflict(f"upload {upload.pk} has a gap at byte {expected}", field="upload")
+                        raise Conflict(
+                            gettext_lazy(
+                                "Upload %(upload)s is missing the bytes from byte %(missing_from)s: "
+                                "upload the file again."
+                            ),
+                            code="upload_gap",
+                            field="upload",
+                            upload=str(upload.pk),
+                            missing_from=expected,
+                        )
                     nonce, sealed = handle.read(12), handle.read(length)
                     plain = aead_decrypt(_suite(), key, nonce, sealed, _aad(upload, at))
                     expected += len(plain)
                     yield plain
         if expected != upload.size:
-            raise Conflict(f"upload {upload.pk} has {expected} of {upload.size} bytes", field="upload")
+            raise _incomplete(upload, expected)
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
@@ -177,15 +228,25 @@ def take(actor: User, upload_id: Any) -> tuple[Upload, IO[bytes]]:
     submission whose record is refused gives it back with `release`."""
     upload = get(actor, upload_id)
     if not upload.complete:
-        raise Conflict(
-            f"upload {upload.pk} is incomplete: {upload.offset} of {upload.size} bytes",
-            field="upload",
-            offset=upload.offset,
-        )
+        raise _incomplete(upload, upload.offset)
     reserved = Upload.objects.filter(pk=upload.pk, used_at__isnull=True).update(used_at=clock.now())
     if not reserved:
-        raise Conflict(f"upload {upload.pk} was already used by a submission", field="upload")
+        raise _used(upload)
     return upload, UploadReader(upload)  # type: ignore[return-value]
+
+
+def _incomplete(upload: Upload, received: int) -> Conflict:
+    return Conflict(
+        gettext_lazy(
+            "Upload %(upload)s is incomplete: %(offset)s of %(size)s bytes have arrived. "
+            "Finish the upload before submitting it."
+        ),
+        code="upload_incomplete",
+        field="upload",
+        upload=str(upload.pk),
+        offset=received,
+        size=upload.size,
+    )
 
 
 def release(upload: Upload) -> None:

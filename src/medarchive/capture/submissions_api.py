@@ -15,6 +15,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 from ninja import File, Form, Header, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from pydantic import Field
@@ -95,23 +96,60 @@ class SubmissionOut(Schema):
         )
 
 
-def _json(raw: str, name: str) -> Any:
+def _manifest(raw: str) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}", field=name) from None
+        raise ValidationError(
+            gettext_lazy("The manifest is not valid JSON: %(reason)s at position %(position)s."),
+            code="manifest_not_json",
+            field="manifest",
+            reason=exc.msg,
+            position=exc.pos,
+        ) from None
 
 
 def _register(raw: str) -> Register | None:
     if not raw:
         return None
-    value = _json(raw, "register")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            gettext_lazy("The register is not valid JSON: %(reason)s at position %(position)s."),
+            code="register_not_json",
+            field="register",
+            reason=exc.msg,
+            position=exc.pos,
+        ) from None
     if not isinstance(value, dict) or set(value) - {"item_count", "total_bytes"}:
-        raise ValidationError('register must be {"item_count": N, "total_bytes": N}', field="register")
-    for name in ("item_count", "total_bytes"):
-        if value.get(name) is not None and (type(value[name]) is not int or value[name] < 0):
-            raise ValidationError(f"register.{name} must be a whole number ≥ 0", field=f"register.{name}")
+        raise ValidationError(
+            gettext_lazy('The register must be a JSON object {"item_count": N, "total_bytes": N}.'),
+            code="bad_register",
+            field="register",
+        )
+    if _not_a_count(value.get("item_count")):
+        raise ValidationError(
+            gettext_lazy("The register's item count must be a whole number, 0 or more."),
+            code="register_not_a_count",
+            field="register.item_count",
+        )
+    if _not_a_count(value.get("total_bytes")):
+        raise ValidationError(
+            gettext_lazy("The register's total bytes must be a whole number, 0 or more."),
+            code="register_not_a_count",
+            field="register.total_bytes",
+        )
     return Register(item_count=value.get("item_count"), total_bytes=value.get("total_bytes"))
+
+
+def _not_a_count(value: Any) -> bool:
+    return value is not None and (type(value) is not int or value < 0)
+
+
+def _shown(ref: Any) -> str:
+    """A file reference as the sender wrote it (JSON, never a Python repr)."""
+    return ref if isinstance(ref, str) else json.dumps(ref, ensure_ascii=False)
 
 
 def _parts(files: list[UploadedFile]) -> dict[str, UploadedFile]:
@@ -119,16 +157,27 @@ def _parts(files: list[UploadedFile]) -> dict[str, UploadedFile]:
     for part in files:
         name = getattr(part, "client_name", None) or part.name or ""
         if name in parts:
-            raise ValidationError(f"file {name!r} is uploaded twice", field="files")
+            raise ValidationError(
+                gettext_lazy("The file %(filename)s is uploaded twice: send each file once."),
+                code="file_uploaded_twice",
+                field="files",
+                filename=name,
+            )
         parts[name] = part
     return parts
 
 
 def _files_of(
-    where: str, names: Any, parts: dict[str, UploadedFile], *, used: set[str], actor: Any, reserved: list[Any]
+    index: int, names: Any, parts: dict[str, UploadedFile], *, used: set[str], actor: Any, reserved: list[Any]
 ) -> list[IncomingFile]:
+    where = f"manifest[{index}].files"
     if not isinstance(names, list) or not names:
-        raise ValidationError(f"{where}.files must list the record's files", field=f"{where}.files")
+        raise ValidationError(
+            gettext_lazy("Record %(number)s of the manifest lists no files: every record needs at least one file."),
+            code="no_files_listed",
+            field=where,
+            number=index + 1,
+        )
     incoming = []
     for ref in names:
         if isinstance(ref, dict) and set(ref) == {"upload"}:
@@ -137,18 +186,37 @@ def _files_of(
             incoming.append(IncomingFile(name=upload.filename, stream=stream))
             continue
         if not isinstance(ref, str) or ref not in parts:
-            raise ValidationError(f"{where}.files names {ref!r}, which was not uploaded", field=f"{where}.files")
+            raise ValidationError(
+                gettext_lazy(
+                    "Record %(number)s of the manifest names the file %(filename)s, which was not uploaded "
+                    "with the submission."
+                ),
+                code="file_not_uploaded",
+                field=where,
+                number=index + 1,
+                filename=_shown(ref),
+            )
         if ref in used:
-            raise ValidationError(f"file {ref!r} is listed for two records", field=f"{where}.files")
+            raise ValidationError(
+                gettext_lazy("The file %(filename)s is listed for two records: a file belongs to one record."),
+                code="file_listed_twice",
+                field=where,
+                filename=ref,
+            )
         used.add(ref)
         incoming.append(IncomingFile.from_upload(parts[ref]))
     return incoming
 
 
-def _description(where: str, entry: dict[str, Any]) -> Description:
+def _description(index: int, entry: dict[str, Any]) -> Description:
     metadata = entry.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise ValidationError(f"{where}.metadata must be an object", field=f"{where}.metadata")
+        raise ValidationError(
+            gettext_lazy("The metadata of record %(number)s of the manifest must be a JSON object."),
+            code="metadata_not_an_object",
+            field=f"manifest[{index}].metadata",
+            number=index + 1,
+        )
     return Description(
         class_code=str(entry.get("class_code", "")),
         department_code=str(entry.get("department", "")),
@@ -169,25 +237,57 @@ def _items(
 ) -> list[Item]:
     """Match the manifest's file names to the uploaded parts; every part must be used exactly once."""
     if not isinstance(manifest, list) or not manifest:
-        raise ValidationError("manifest must be a non-empty JSON array of records", field="manifest")
+        raise ValidationError(
+            gettext_lazy("The manifest must be a JSON array with one object per record, and list at least one record."),
+            code="bad_manifest",
+            field="manifest",
+        )
     if len(manifest) > MAX_ITEMS:
-        raise ValidationError(f"a submission holds at most {MAX_ITEMS} records; split it", field="manifest")
+        raise ValidationError(
+            gettext_lazy(
+                "The manifest lists %(count)s records, but a submission holds at most %(limit)s: "
+                "split it into several submissions."
+            ),
+            code="too_many_records",
+            field="manifest",
+            count=len(manifest),
+            limit=MAX_ITEMS,
+        )
     parts, used, items = _parts(files), set[str](), []
     actor = actor_of(request)
     for index, entry in enumerate(manifest):
         where = f"manifest[{index}]"
         if not isinstance(entry, dict):
-            raise ValidationError(f"{where} must be an object", field=where)
+            raise ValidationError(
+                gettext_lazy("Record %(number)s of the manifest must be a JSON object."),
+                code="record_not_an_object",
+                field=where,
+                number=index + 1,
+            )
         unknown = sorted(set(entry) - _DESCRIPTION_FIELDS)
         if unknown:
-            raise ValidationError(f"{where} has unknown field(s) {', '.join(unknown)}", field=f"{where}.{unknown[0]}")
-        incoming = _files_of(where, entry.get("files"), parts, used=used, actor=actor, reserved=reserved)
+            raise ValidationError(
+                gettext_lazy("Record %(number)s of the manifest has fields the archive does not know: %(fields)s."),
+                code="unknown_record_field",
+                field=f"{where}.{unknown[0]}",
+                number=index + 1,
+                fields=unknown,
+            )
+        incoming = _files_of(index, entry.get("files"), parts, used=used, actor=actor, reserved=reserved)
         item_key = entry.get("key") or (f"{key}#{index}" if key else None)
         label = str(entry.get("label") or f"#{index + 1}")
-        items.append(Item(_description(where, entry), incoming, key=item_key, label=label))
+        items.append(Item(_description(index, entry), incoming, key=item_key, label=label))
     unused = sorted(set(parts) - used)
     if unused:
-        raise ValidationError(f"uploaded file(s) not listed in the manifest: {', '.join(unused)}", field="files")
+        raise ValidationError(
+            gettext_lazy(
+                "These uploaded files are not listed in the manifest: %(filenames)s. "
+                "List each file under its record, or leave it out of the submission."
+            ),
+            code="file_not_listed",
+            field="files",
+            filenames=unused,
+        )
     return items
 
 
@@ -238,7 +338,7 @@ def create_submission(
     parts = list(files or [])
     actor = actor_of(request)
     key = request.headers.get("Idempotency-Key") or None
-    entries = _json(manifest, "manifest")
+    entries = _manifest(manifest)
     digest = _request_digest(manifest, register_, source, parts) if key else ""
     earlier = Submission.objects.filter(created_by=actor, key=key).first() if key else None
     if earlier is not None and digest and earlier.digest and earlier.digest != digest:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+from collections.abc import Iterator
 
 import openpyxl
 import pytest
+from django.utils import translation
 
 from medarchive.capture.batch.manifest import (
     MAX_COLUMNS,
@@ -18,6 +20,14 @@ from medarchive.capture.batch.manifest import (
     row_from_mapping,
     target_of,
 )
+
+
+@pytest.fixture(autouse=True)
+def _in_english() -> Iterator[None]:
+    """These tests read what the messages say in English (the msgids); zh-Hans is the catalog's."""
+    with translation.override("en"):
+        yield
+
 
 CHINESE = (
     "题名,责任者,日期,门类,部门,文件,患者ID,患者姓名,页数\n出院记录,内科,2025-03-01,BA-ZY,NK,a.pdf;b.pdf,P001,张三,3\n"
@@ -125,18 +135,19 @@ def test_size_and_sha256_columns_are_read_per_row() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cells", "field", "fragment"),
+    ("cells", "field", "code", "fragment"),
     [
-        ("a.pdf,1.5MB,", "size", "whole number of bytes"),
-        ("a.pdf,-3,", "size", "whole number of bytes"),
-        ("a.pdf,,nothex", "sha256", "64 hex digits"),
-        ("a.pdf;b.pdf,," + "a" * 64, "sha256", "1 SHA-256 digests for 2 files"),
+        ("a.pdf,1.5MB,", "size", "size_not_a_number", "1.5MB"),
+        ("a.pdf,-3,", "size", "size_not_a_number", "-3"),
+        ("a.pdf,,nothex", "sha256", "sha256_malformed", "nothex"),
+        ("a.pdf;b.pdf,," + "a" * 64, "sha256", "sha256_count_mismatch", "1 SHA-256 digests for 2 files"),
     ],
 )
-def test_a_bad_check_cell_marks_only_its_row(cells: str, field: str, fragment: str) -> None:
+def test_a_bad_check_cell_marks_only_its_row(cells: str, field: str, code: str, fragment: str) -> None:
     manifest = read_manifest(f"文件,字节数,sha256\n{cells}\nok.pdf,,\n".encode(), name="m.csv")
     bad, good = manifest.rows
-    assert bad.problem is not None and bad.problem.field == field and fragment in bad.problem.message
+    assert bad.problem is not None and (bad.problem.code, bad.problem.field) == (code, field)
+    assert fragment in bad.problem.message
     assert good.problem is None
 
 
@@ -171,28 +182,30 @@ def test_the_manifest_is_identified_by_its_sha256() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "name", "fragment"),
+    ("data", "name", "code"),
     [
-        (b"", "m.csv", "empty"),
-        (b"\n\n \n", "m.csv", "no header row"),
-        (b"title,date\nx,2025-01-01\n", "m.csv", "no file column"),
-        (b"file,title\n", "m.csv", "no records"),
-        ("题名,标题,文件\na,b,c\n".encode(), "m.csv", "both give title"),
-        (b"file\na.pdf\x00\n", "m.csv", "NUL"),
-        (b"file\n\x80\x80abc\xff", "m.csv", "neither UTF-8 nor GB18030"),
-        (b"#items,many\nfile\na\n", "m.csv", "whole number"),
-        (b"#items,1\n#items,2\nfile\na\n", "m.csv", "declared twice"),
-        (b"not a workbook", "m.xlsx", "not an XLSX"),
-        (b"PK\x03\x04garbage", "m.xlsx", "not a readable XLSX"),
-        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 50, "m.xls", "old .xls"),
-        (b'file\n"a.pdf\n' + b"x" * 200_000 + b"\n", "m.csv", "not valid CSV"),
-        (b"file," + b"c," * MAX_COLUMNS + b"z\na\n", "m.csv", "more than"),
+        (b"", "m.csv", "manifest_empty"),
+        (b"\n\n \n", "m.csv", "manifest_no_header"),
+        (b"title,date\nx,2025-01-01\n", "m.csv", "manifest_no_file_column"),
+        (b"file,title\n", "m.csv", "manifest_no_records"),
+        ("题名,标题,文件\na,b,c\n".encode(), "m.csv", "manifest_duplicate_column"),
+        (b"file\na.pdf\x00\n", "m.csv", "manifest_binary"),
+        (b"file\n\x80\x80abc\xff", "m.csv", "manifest_encoding"),
+        (b"#items,many\nfile\na\n", "m.csv", "manifest_bad_declaration"),
+        (b"#items,1\n#items,2\nfile\na\n", "m.csv", "manifest_declared_twice"),
+        (b"not a workbook", "m.xlsx", "manifest_not_xlsx"),
+        (b"PK\x03\x04garbage", "m.xlsx", "manifest_unreadable_xlsx"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 50, "m.xls", "manifest_old_xls"),
+        (b'file\n"a.pdf\n' + b"x" * 200_000 + b"\n", "m.csv", "manifest_bad_csv"),
+        (b"file," + b"c," * MAX_COLUMNS + b"z\na\n", "m.csv", "manifest_too_many_columns"),
     ],
 )
-def test_an_unusable_manifest_is_refused_with_a_reason(data: bytes, name: str, fragment: str) -> None:
-    with pytest.raises(ManifestError, match=fragment) as caught:
+def test_an_unusable_manifest_is_refused_with_a_reason(data: bytes, name: str, code: str) -> None:
+    with pytest.raises(ManifestError) as caught:
         read_manifest(data, name=name)
-    assert caught.value.code == "bad_manifest" and name in caught.value.message
+    problem = caught.value.as_problem()
+    assert (problem["code"], problem["field"]) == (code, "manifest") and name in caught.value.message
+    assert "%(" not in caught.value.message  # every placeholder filled
 
 
 def test_a_workbook_that_inflates_too_far_is_refused_before_openpyxl_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,24 +215,27 @@ def test_a_workbook_that_inflates_too_far_is_refused_before_openpyxl_reads_it(mo
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         expanded = sum(i.file_size for i in archive.infolist())
     monkeypatch.setattr(module, "MAX_XLSX_EXPANDED", expanded - 1)
-    with pytest.raises(ManifestError, match="expands to"):
+    with pytest.raises(ManifestError, match="expands to") as caught:
         read_manifest(data, name="m.xlsx")
+    assert caught.value.code == "manifest_xlsx_too_large" and caught.value.details["max_bytes"] == expanded - 1
 
 
 def test_a_manifest_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from medarchive.capture.batch import manifest as module
 
     monkeypatch.setattr(module, "MAX_MANIFEST_BYTES", 10)
-    with pytest.raises(ManifestError, match="larger than 10 bytes"):
+    with pytest.raises(ManifestError, match="larger than 10 bytes") as caught:
         read_manifest(b"file\nabcdefghij.pdf\n", name="m.csv")
+    assert caught.value.code == "manifest_too_large"
 
 
 def test_too_many_rows_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from medarchive.capture.batch import manifest as module
 
     monkeypatch.setattr(module, "MAX_ROWS", 2)
-    with pytest.raises(ManifestError, match="more than 2 records"):
+    with pytest.raises(ManifestError, match="more than 2 records") as caught:
         read_manifest(b"file\na\nb\nc\n", name="m.csv")
+    assert caught.value.code == "manifest_too_many_records"
 
 
 @pytest.mark.parametrize(

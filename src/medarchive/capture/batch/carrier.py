@@ -27,10 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import IO
+from typing import IO, cast
 
-from medarchive.capture.batch.manifest import MAX_MANIFEST_BYTES, ManifestError
-from medarchive.core.errors import ValidationError
+from django.utils.functional import Promise, lazy
+from django.utils.translation import gettext_lazy as _
+
+from medarchive.capture.batch.manifest import MAX_MANIFEST_BYTES, ManifestError, too_large
+from medarchive.core.errors import MedarchiveError, ValidationError
+from medarchive.core.labels import with_labels
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".xlsx")
 # Preferred manifest names when a carrier holds several tables (the others are data files).
@@ -69,21 +73,56 @@ class Located:
     opener: Callable[[], IO[bytes]]
 
 
+def message_of(error: MedarchiveError) -> Promise:
+    """An error's message, rendered in the language active when it is read: for a message that
+    quotes another error's ("the sidecar cannot be used: …")."""
+    return cast(Promise, lazy(lambda: error.message, str)())
+
+
+def visible(text: str) -> str:
+    """A name as it can be shown and stored: control characters (NUL, escape …) become �."""
+    return "".join("\ufffd" if unicodedata.category(ch) == "Cc" else ch for ch in text)
+
+
 def relative_parts(raw: str) -> list[str]:
     """The parts of a carrier-relative path, or `UnsafePath` naming why it may not be used."""
     text = unicodedata.normalize("NFC", raw.strip())
     if not text:
-        raise MissingFile("the file column is empty", field="files")
+        raise MissingFile(
+            _("The file column is empty; give the path of the file, relative to the manifest."),
+            code="missing_file",
+            field="files",
+        )
     if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise UnsafePath(f"path {raw!r} contains control characters", field="files")
+        raise UnsafePath(
+            _("The path %(path)s contains control characters (shown as �); write the file's path as plain text."),
+            code="unsafe_path",
+            field="files",
+            path=visible(text),
+        )
     slashed = text.replace("\\", "/")
     if slashed.startswith("/") or (len(slashed) > 1 and slashed[1] == ":"):
-        raise UnsafePath(f"path {raw!r} is absolute; give it relative to the manifest", field="files")
+        raise UnsafePath(
+            _("The path %(path)s is absolute; give it relative to the manifest."),
+            code="unsafe_path",
+            field="files",
+            path=text,
+        )
     parts = [p for p in slashed.split("/") if p not in {"", "."}]
     if ".." in parts:
-        raise UnsafePath(f"path {raw!r} leaves the carrier ('..')", field="files")
+        raise UnsafePath(
+            _("The path %(path)s leaves the carrier (..); give it relative to the manifest, inside the carrier."),
+            code="unsafe_path",
+            field="files",
+            path=text,
+        )
     if not parts:
-        raise UnsafePath(f"path {raw!r} names no file", field="files")
+        raise UnsafePath(
+            _("The path %(path)s names no file; give the path of the file, relative to the manifest."),
+            code="unsafe_path",
+            field="files",
+            path=text,
+        )
     return parts
 
 
@@ -97,10 +136,21 @@ def choose_manifest(candidates: list[str], where: str) -> str:
     if len(named) == 1:
         return named[0]
     if not tables:
-        raise ManifestError(f"{where}: no manifest (.csv or .xlsx) found", field="manifest")
+        raise ManifestError(
+            _("There is no manifest in %(carrier)s: put the manifest (a .csv or .xlsx table) next to the files."),
+            code="manifest_missing",
+            field="manifest",
+            carrier=where,
+        )
     raise ManifestError(
-        f"{where}: several tables could be the manifest ({', '.join(named or tables)}); name the one to import",
+        _(
+            "Several tables in %(carrier)s could be the manifest (%(tables)s); give the path of the one to import, "
+            "or call only one of them 清单 or manifest."
+        ),
+        code="manifest_ambiguous",
         field="manifest",
+        carrier=where,
+        tables=named or tables,
     )
 
 
@@ -142,7 +192,13 @@ class VerifiedReader(io.RawIOBase):
             raise
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as exc:
             self._finish()
-            raise UnreadableFile(f"cannot read {self._located.path}: {exc}", field="files") from None
+            raise UnreadableFile(
+                _("%(path)s cannot be read (%(reason)s); the carrier may be damaged: copy it again."),
+                code="unreadable_file",
+                field="files",
+                path=self._located.path,
+                reason=str(exc),
+            ) from None
         if data:
             buffer[: len(data)] = data
             self._sha.update(data)
@@ -150,7 +206,10 @@ class VerifiedReader(io.RawIOBase):
         self._finish()
         if self._expected is not None and self._sha.hexdigest() != self._expected:
             raise UnreadableFile(
-                f"{self._located.path} changed while it was imported; import the carrier again", field="files"
+                _("%(path)s changed while it was imported; import the carrier again."),
+                code="unreadable_file",
+                field="files",
+                path=self._located.path,
             )
         return 0
 
@@ -191,20 +250,30 @@ class Carrier(ABC):
 def open_carrier(path: Path) -> Carrier:
     """A folder (manifest found inside), a manifest file (its folder is the carrier) or a .zip."""
     if not path.exists():
-        raise MissingFile(f"{path} does not exist", field="MANIFEST")
+        raise MissingFile(
+            _("%(path)s does not exist; give a folder, a .zip carrier or a .csv/.xlsx manifest."),
+            code="carrier_not_found",
+            field="MANIFEST",
+            path=str(path),
+        )
     if path.is_dir():
         return FolderCarrier(path, None)
     if path.suffix.casefold() == ".zip":
         return ZipCarrier(path)
     if path.suffix.casefold() in MANIFEST_SUFFIXES:
         return FolderCarrier(path.parent, path)
-    raise ManifestError(f"{path.name}: give a folder, a .zip carrier or a .csv/.xlsx manifest", field="MANIFEST")
+    raise ManifestError(
+        _("%(name)s is not a carrier; give a folder, a .zip carrier or a .csv/.xlsx manifest."),
+        code="carrier_unsupported",
+        field="MANIFEST",
+        name=path.name,
+    )
 
 
 def _read_limited(stream: IO[bytes], name: str) -> bytes:
     data = stream.read(MAX_MANIFEST_BYTES + 1)
     if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{name}: the manifest is larger than {MAX_MANIFEST_BYTES} bytes", field="manifest")
+        raise too_large(name)
     return data
 
 
@@ -218,7 +287,13 @@ class FolderCarrier(Carrier):
             try:
                 names = [e.name for e in os.scandir(self.root) if e.is_file() and not e.name.startswith((".", "~$"))]
             except OSError as exc:
-                raise ManifestError(f"{self.name}: cannot list the folder ({exc.strerror})", field="MANIFEST") from None
+                raise ManifestError(
+                    _("The folder %(carrier)s cannot be listed (%(reason)s); check that the import may read it."),
+                    code="carrier_unreadable",
+                    field="MANIFEST",
+                    carrier=self.name,
+                    reason=_reason(exc),
+                ) from None
             manifest = self.root / choose_manifest(names, self.name)
         self._manifest = manifest
         self.manifest_name = manifest.name
@@ -228,7 +303,13 @@ class FolderCarrier(Carrier):
             with self._manifest.open("rb") as stream:
                 return _read_limited(stream, self.manifest_name)
         except OSError as exc:
-            raise ManifestError(f"{self.manifest_name}: cannot be read ({exc.strerror})", field="manifest") from None
+            raise ManifestError(
+                _("The manifest %(manifest)s cannot be read (%(reason)s); check that the import may read it."),
+                code="manifest_unreadable",
+                field="manifest",
+                manifest=self.manifest_name,
+                reason=_reason(exc),
+            ) from None
 
     def locate(self, raw: str) -> Located:
         parts = relative_parts(raw)
@@ -236,21 +317,36 @@ class FolderCarrier(Carrier):
         try:
             return self._locate(parts, shown)
         except OSError as exc:  # no permission, a vanished file …
-            raise UnreadableFile(f"{shown} cannot be read ({exc.strerror})", field="files") from None
+            raise _cannot_read(shown, exc) from None
 
     def _locate(self, parts: list[str], shown: str) -> Located:
         candidate = self._existing(parts)
         if candidate is None:
-            raise MissingFile(f"{shown} is not in the carrier", field="files")
+            raise MissingFile(
+                _("%(path)s is not in the carrier; check its path in the manifest's file column."),
+                code="missing_file",
+                field="files",
+                path=shown,
+            )
         try:
             resolved = candidate.resolve(strict=True)
         except (OSError, RuntimeError):  # a dangling or looping symbolic link
-            raise MissingFile(f"{shown} is a broken link in the carrier", field="files") from None
+            raise MissingFile(
+                _("%(path)s is a broken link in the carrier; put the file itself there."),
+                code="missing_file",
+                field="files",
+                path=shown,
+            ) from None
         if not resolved.is_relative_to(self.root):
-            raise UnsafePath(f"{shown} leads outside the carrier (symbolic link)", field="files")
+            raise UnsafePath(
+                _("%(path)s leads outside the carrier (a symbolic link); put the file itself in the carrier."),
+                code="unsafe_path",
+                field="files",
+                path=shown,
+            )
         info = resolved.stat()
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile(f"{shown} is not a regular file", field="files")
+            raise _not_regular(shown)
         return Located(
             path=shown,
             name=parts[-1],
@@ -273,9 +369,9 @@ def local_file(path: Path) -> Located:
     try:
         info = path.lstat()
     except OSError as exc:
-        raise UnreadableFile(f"{path.name} cannot be read ({exc.strerror})", field="files") from None
+        raise _cannot_read(path.name, exc) from None
     if not stat.S_ISREG(info.st_mode):
-        raise UnreadableFile(f"{path.name} is not a regular file", field="files")
+        raise _not_regular(path.name)
     return Located(
         path=path.name,
         name=path.name,
@@ -290,8 +386,32 @@ def _open_regular(path: Path) -> IO[bytes]:
     fd = os.open(path, flags)
     if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for a device or pipe since it was located
         os.close(fd)
-        raise UnreadableFile(f"{path.name} is not a regular file", field="files")
+        raise _not_regular(path.name)
     return os.fdopen(fd, "rb")
+
+
+def _reason(exc: BaseException) -> str:
+    """What the system says went wrong, without the Python dressing (`[Errno 13] …: '/path'`)."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _cannot_read(path: str, exc: OSError) -> UnreadableFile:
+    return UnreadableFile(
+        _("%(path)s cannot be read (%(reason)s); check that the import may read it."),
+        code="unreadable_file",
+        field="files",
+        path=path,
+        reason=_reason(exc),
+    )
+
+
+def _not_regular(path: str) -> UnreadableFile:
+    return UnreadableFile(
+        _("%(path)s is not a regular file (a folder, device or pipe); put the file itself there."),
+        code="unreadable_file",
+        field="files",
+        path=path,
+    )
 
 
 def _member_name(info: zipfile.ZipInfo) -> str:
@@ -319,7 +439,13 @@ class ZipCarrier(Carrier):
         try:
             self._zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
-            raise UnsafeCarrier(f"{path.name} is not a readable zip file ({exc})", field="MANIFEST") from None
+            raise UnsafeCarrier(
+                _("%(carrier)s is not a readable zip file (%(reason)s); make the .zip again."),
+                code="zip_unreadable",
+                field="MANIFEST",
+                carrier=path.name,
+                reason=_reason(exc),
+            ) from None
         try:
             self._members = self._check(self._zip.infolist())
             top = min((n.count("/") for n in self._members if n.casefold().endswith(MANIFEST_SUFFIXES)), default=0)
@@ -332,33 +458,65 @@ class ZipCarrier(Carrier):
 
     def _check(self, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
         if len(infos) > MAX_MEMBERS:
-            raise UnsafeCarrier(f"{self.name} has more than {MAX_MEMBERS} members", field="MANIFEST")
+            raise UnsafeCarrier(
+                _("%(carrier)s has more than %(max_members)s members; split it into several carriers."),
+                code="zip_too_many_members",
+                field="MANIFEST",
+                carrier=self.name,
+                max_members=MAX_MEMBERS,
+            )
         total = sum(info.file_size for info in infos)
         if total > MAX_CARRIER_BYTES:
             raise UnsafeCarrier(
-                f"{self.name} expands to {total} bytes, more than the {MAX_CARRIER_BYTES} allowed", field="MANIFEST"
+                _(
+                    "%(carrier)s expands to %(expanded_bytes)s bytes, more than the %(max_bytes)s allowed; split it "
+                    "into several carriers."
+                ),
+                code="zip_too_large",
+                field="MANIFEST",
+                carrier=self.name,
+                expanded_bytes=total,
+                max_bytes=MAX_CARRIER_BYTES,
             )
         members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             name = _member_name(info)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                raise UnsafeCarrier(f"{self.name}: member {name!r} is a symbolic link", field="MANIFEST")
+                raise UnsafeCarrier(
+                    _("%(carrier)s holds a symbolic link, %(member)s; a carrier must hold the files themselves."),
+                    code="zip_member_link",
+                    field="MANIFEST",
+                    carrier=self.name,
+                    member=visible(name),
+                )
             try:
                 parts = relative_parts(name)
             except ValidationError as exc:
-                raise UnsafeCarrier(f"{self.name}: unsafe member: {exc.message}", field="MANIFEST") from None
+                raise _unsafe_member(self.name, name, exc) from None
             if info.is_dir():
                 continue
             if info.file_size > BOMB_MIN_BYTES and info.file_size > BOMB_RATIO * max(info.compress_size, 1):
                 raise UnsafeCarrier(
-                    f"{self.name}: member {name!r} expands {info.file_size // max(info.compress_size, 1)} times"
-                    " (zip bomb?)",
+                    _(
+                        "%(carrier)s is refused: its member %(member)s expands %(ratio)s times (a zip bomb?); make "
+                        "the .zip again from the files themselves."
+                    ),
+                    code="zip_bomb",
                     field="MANIFEST",
+                    carrier=self.name,
+                    member=visible(name),
+                    ratio=info.file_size // max(info.compress_size, 1),
                 )
             key = "/".join(parts)
             if key in members:
-                raise UnsafeCarrier(f"{self.name}: member {key!r} appears twice", field="MANIFEST")
+                raise UnsafeCarrier(
+                    _("%(carrier)s holds %(member)s twice; a carrier may hold each file once."),
+                    code="zip_member_twice",
+                    field="MANIFEST",
+                    carrier=self.name,
+                    member=key,
+                )
             members[key] = info
         return members
 
@@ -368,7 +526,12 @@ class ZipCarrier(Carrier):
                 return _read_limited(stream, self.manifest_name)
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as exc:
             raise ManifestError(
-                f"{self.manifest_name}: cannot read it from {self.name} ({exc})", field="manifest"
+                _("The manifest %(manifest)s cannot be read from %(carrier)s (%(reason)s); make the .zip again."),
+                code="manifest_unreadable",
+                field="manifest",
+                manifest=self.manifest_name,
+                carrier=self.name,
+                reason=str(exc),
             ) from None
 
     def locate(self, raw: str) -> Located:
@@ -376,10 +539,34 @@ class ZipCarrier(Carrier):
         key = str(self._base.joinpath(*parts)) if str(self._base) != "." else "/".join(parts)
         info = self._members.get(key) or self._members.get(unicodedata.normalize("NFC", key))
         if info is None:
-            raise MissingFile(f"{'/'.join(parts)} is not in {self.name}", field="files")
+            raise MissingFile(
+                _("%(path)s is not in %(carrier)s; check its path in the manifest's file column."),
+                code="missing_file",
+                field="files",
+                path="/".join(parts),
+                carrier=self.name,
+            )
         if info.flag_bits & 0x1:
-            raise UnreadableFile(f"{'/'.join(parts)} is encrypted in {self.name}", field="files")
+            raise UnreadableFile(
+                _("%(path)s is encrypted in %(carrier)s; make the .zip again without a password."),
+                code="unreadable_file",
+                field="files",
+                path="/".join(parts),
+                carrier=self.name,
+            )
         return Located(path=key, name=parts[-1], size=info.file_size, created=None, opener=lambda: self._zip.open(info))
 
     def close(self) -> None:
         self._zip.close()
+
+
+def _unsafe_member(carrier: str, member: str, problem: MedarchiveError) -> UnsafeCarrier:
+    return UnsafeCarrier(
+        with_labels(
+            _("%(carrier)s is refused, one of its members is unsafe: %(problem)s"), problem=message_of(problem)
+        ),
+        code="zip_member_unsafe",
+        field="MANIFEST",
+        carrier=carrier,
+        member=visible(member),
+    )

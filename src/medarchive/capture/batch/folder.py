@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from medarchive.capture.batch.carrier import UnreadableFile, VerifiedReader, local_file
+from medarchive.capture.batch.carrier import UnreadableFile, VerifiedReader, local_file, message_of
 from medarchive.capture.batch.importer import (
     Defaults,
     Vocabulary,
@@ -64,6 +65,7 @@ from medarchive.capture.models import Channel
 from medarchive.capture.services import IncomingFile
 from medarchive.core import clock
 from medarchive.core.errors import MedarchiveError, ValidationError
+from medarchive.core.labels import with_labels
 from medarchive.security.models import User
 from medarchive.security.permissions import require
 from medarchive.security.roles import Action
@@ -177,23 +179,38 @@ def layout(folder: Path) -> tuple[Path, Path, Path]:
     """The inbox, done and failed folders, made when missing. Each must be a real folder: a link
     would send drops, moves and error files wherever it points."""
     if not folder.is_dir():
-        raise ValidationError(f"watch folder {folder} does not exist", field="FOLDER")
+        raise ValidationError(
+            _("The watch folder %(folder)s does not exist; create it, or name the folder to watch."),
+            code="watch_folder_missing",
+            field="FOLDER",
+            folder=str(folder),
+        )
     paths = (folder / INBOX, folder / DONE, folder / FAILED)
     for path in paths:
         _refuse_link(path)
         with contextlib.suppress(FileExistsError):
             path.mkdir()
         if not stat.S_ISDIR(path.lstat().st_mode):
-            raise ValidationError(f"{path} is not a folder; the watch folder needs {path.name}/ there", field="FOLDER")
+            raise ValidationError(
+                _("%(path)s is not a folder; the watch folder needs a folder %(name)s/ there: move the file away."),
+                code="watch_folder_not_a_folder",
+                field="FOLDER",
+                path=str(path),
+                name=path.name,
+            )
     return paths
 
 
 def _refuse_link(path: Path) -> None:
     if path.is_symlink():
         raise ValidationError(
-            f"{path} is a symbolic link; the watch folder's {INBOX}/, {DONE}/, {FAILED}/, {DEFAULTS_FILE} and "
-            f"{LOCK_FILE} must be real files and folders (links are never followed here)",
+            _(
+                "%(path)s is a symbolic link; the watch folder's inbox/, done/, failed/, defaults.json and .lock "
+                "must be real files and folders (links are never followed here)."
+            ),
+            code="watch_folder_link",
             field="FOLDER",
+            path=str(path),
         )
 
 
@@ -227,7 +244,13 @@ def _locked(folder: Path) -> Iterator[bool]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a link since we looked
             _refuse_link(path)
-        raise ValidationError(f"{path} cannot be opened ({exc.strerror})", field="FOLDER") from None
+        raise ValidationError(
+            _("The lock file %(path)s cannot be opened (%(reason)s); check that the watcher may write there."),
+            code="watch_lock_unavailable",
+            field="FOLDER",
+            path=str(path),
+            reason=str(exc.strerror or exc),
+        ) from None
     with os.fdopen(fd, "r+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -248,9 +271,38 @@ def _defaults(folder: Path) -> Row:
     try:
         return _row_from_json(path, _read_small(path))
     except MedarchiveError as exc:
-        raise ValidationError(f"{path}: {exc.message}", field="defaults") from None
+        raise _unusable_defaults(path, exc) from None
     except OSError as exc:
-        raise ValidationError(f"{path} cannot be read ({exc.strerror})", field="defaults") from None
+        raise ValidationError(
+            _("The defaults file %(path)s cannot be read (%(reason)s); check that the watcher may read it."),
+            code="watch_defaults_unreadable",
+            field="defaults",
+            path=str(path),
+            reason=str(exc.strerror or exc),
+        ) from None
+
+
+def _unusable_defaults(path: Path, problem: MedarchiveError) -> ValidationError:
+    return ValidationError(
+        with_labels(
+            _("The defaults file %(path)s cannot be used, so nothing is taken: %(problem)s"),
+            problem=message_of(problem),
+        ),
+        code="watch_defaults_invalid",
+        field="defaults",
+        path=str(path),
+        problem_code=problem.code,
+    )
+
+
+def _unusable_sidecar(sidecar: Path, problem: MedarchiveError) -> ValidationError:
+    return ValidationError(
+        with_labels(_("The sidecar %(sidecar)s cannot be used: %(problem)s"), problem=message_of(problem)),
+        code="sidecar_invalid",
+        field="sidecar",
+        sidecar=sidecar.name,
+        problem_code=problem.code,
+    )
 
 
 def _temporary(name: str) -> bool:
@@ -313,7 +365,10 @@ class _Pass:
             except FileNotFoundError:  # taken away while we looked
                 continue
             if stat.S_ISLNK(info.st_mode):
-                self.reject_in_place(self.inbox / entry.name, "symbolic links are not taken; drop the file itself")
+                self.reject_in_place(
+                    self.inbox / entry.name,
+                    str(_("This is a symbolic link, and symbolic links are not taken; drop the file itself.")),
+                )
             elif stat.S_ISREG(info.st_mode):
                 entries[entry.name] = info
                 self.seen[entry.name] = _signature(info)
@@ -345,7 +400,11 @@ class _Pass:
         if self.now - sidecar.lstat().st_mtime < ORPHAN_SECONDS:
             self.summary.waiting += 1
             return
-        self.reject_in_place(sidecar, f"no file {base!r} arrived for this sidecar")
+        self.reject_in_place(
+            sidecar,
+            _("No file %(file)s arrived for this sidecar within %(hours)s hours; drop the file and its sidecar again.")
+            % {"file": base, "hours": ORPHAN_SECONDS // 3600},
+        )
 
     def reject_in_place(self, path: Path, reason: str) -> None:
         moved_to = FAILED
@@ -376,12 +435,21 @@ class _Pass:
 
 def _item(drop: _Drop, defaults: Row, vocabulary: Vocabulary) -> Item:
     name = drop.path.name
-    try:
-        described = _sidecar(drop.sidecar) if drop.sidecar else Row(number=1)
-    except MedarchiveError as exc:  # the defaults still describe it, so the sidecar's problem is the reason
-        described = Row(number=1, problem=ValidationError(f"sidecar: {exc.message}", field="sidecar"))
-    except OSError as exc:
-        described = Row(number=1, problem=UnreadableFile(f"sidecar cannot be read ({exc.strerror})", field="sidecar"))
+    described = Row(number=1)
+    if drop.sidecar is not None:
+        try:
+            described = _sidecar(drop.sidecar)
+        except MedarchiveError as exc:  # the defaults still describe it, so the sidecar's problem is the reason
+            described = Row(number=1, problem=_unusable_sidecar(drop.sidecar, exc))
+        except OSError as exc:
+            unreadable = UnreadableFile(
+                _("The sidecar %(sidecar)s cannot be read (%(reason)s); check that the watcher may read it."),
+                code="unreadable_file",
+                field="sidecar",
+                sidecar=drop.sidecar.name,
+                reason=str(exc.strerror or exc),
+            )
+            described = Row(number=1, problem=unreadable)
     row = _merge(defaults, described, drop.path)
     description = describe(row, vocabulary, Defaults())
     problem = row_problem(row, vocabulary)
@@ -420,7 +488,12 @@ def _open_regular(path: Path) -> int:
     fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise UnreadableFile(f"{path.name} is not a regular file", field="sidecar")
+        raise UnreadableFile(
+            _("%(path)s is not a regular file (a folder, device or pipe); put the file itself there."),
+            code="unreadable_file",
+            field="sidecar",
+            path=path.name,
+        )
     return fd
 
 
@@ -428,7 +501,13 @@ def _read_small(path: Path) -> bytes:
     with os.fdopen(_open_regular(path), "rb") as handle:
         data = handle.read(MAX_SIDECAR_BYTES + 1)
     if len(data) > MAX_SIDECAR_BYTES:
-        raise ValidationError(f"{path.name} is larger than {MAX_SIDECAR_BYTES} bytes", field="sidecar")
+        raise ValidationError(
+            _("%(file)s is larger than %(max_bytes)s bytes; a sidecar or defaults file holds only a description."),
+            code="sidecar_too_large",
+            field="sidecar",
+            file=path.name,
+            max_bytes=MAX_SIDECAR_BYTES,
+        )
     return data
 
 
@@ -437,7 +516,13 @@ def _sidecar(path: Path) -> Row:
     if path.name.casefold().endswith(".csv"):
         manifest = read_manifest(data, name=path.name, require_files=False)
         if len(manifest.rows) != 1:
-            raise ManifestError(f"{path.name} must hold one row under its header", field="sidecar")
+            raise ManifestError(
+                _("%(file)s must hold one row under its header, the description of its file; it holds %(rows)s."),
+                code="sidecar_not_one_row",
+                field="sidecar",
+                file=path.name,
+                rows=len(manifest.rows),
+            )
         return manifest.rows[0]
     return _row_from_json(path, data)
 
@@ -445,10 +530,29 @@ def _sidecar(path: Path) -> Row:
 def _row_from_json(path: Path, data: bytes) -> Row:
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"{path.name} is not valid JSON ({exc})", field="sidecar") from None
+    except UnicodeDecodeError:
+        raise ValidationError(
+            _("%(file)s is not UTF-8 text; save it as UTF-8."),
+            code="sidecar_not_utf8",
+            field="sidecar",
+            file=path.name,
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            _("%(file)s is not valid JSON (line %(line)s, column %(column)s); check its quotes, commas and braces."),
+            code="sidecar_not_json",
+            field="sidecar",
+            file=path.name,
+            line=exc.lineno,
+            column=exc.colno,
+        ) from None
     if not isinstance(value, dict):
-        raise ValidationError(f"{path.name} must be a JSON object of name/value pairs", field="sidecar")
+        raise ValidationError(
+            _('%(file)s must be a JSON object of names and values, such as {"题名": "…", "日期": "2025-03-01"}.'),
+            code="sidecar_not_object",
+            field="sidecar",
+            file=path.name,
+        )
     flat: dict[str, Any] = {}
     for key, item in value.items():
         if key in {"metadata", "meta"} and isinstance(item, dict):
@@ -456,10 +560,16 @@ def _row_from_json(path: Path, data: bytes) -> Row:
         elif isinstance(item, list):
             flat[key] = ",".join(str(v) for v in item)
         elif isinstance(item, dict):
-            raise ValidationError(f"{path.name}: {key!r} must be a value, not an object", field="sidecar")
+            raise ValidationError(
+                _("In %(file)s, %(name)s must be a value, not an object (only metadata holds names and values)."),
+                code="sidecar_nested_object",
+                field="sidecar",
+                file=path.name,
+                name=key,
+            )
         else:
             flat[key] = item
-    row, _ignored = row_from_mapping(flat)
+    row, _ignored = row_from_mapping(flat, name=path.name)
     return row
 
 
@@ -507,7 +617,13 @@ def _free_name(directory: Path, name: str, *companions: str) -> str:
         taken = (candidate, f"{candidate}{ERROR_SUFFIX}", *(candidate + c for c in companions))
         if not any(os.path.lexists(directory / t) for t in taken):
             return candidate
-    raise UnreadableFile(f"too many files named {name} in {directory.name}", field="files")
+    raise UnreadableFile(
+        _("There are too many files named %(name)s in %(folder)s/; clear old ones out of it."),
+        code="no_free_name",
+        field="files",
+        name=name,
+        folder=directory.name,
+    )
 
 
 def _move(source: Path, directory: Path, name: str) -> None:

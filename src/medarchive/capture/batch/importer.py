@@ -27,18 +27,21 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.functional import Promise, lazy
+from django.utils.translation import gettext_lazy
 
 from medarchive.archiving.models import ArchiveClass, RetentionRule
-from medarchive.capture.batch.carrier import Carrier, Located, VerifiedReader, digest, open_carrier
+from medarchive.capture.batch.carrier import Carrier, Located, VerifiedReader, digest, message_of, open_carrier
 from medarchive.capture.batch.manifest import Manifest, Row, read_manifest
 from medarchive.capture.intake import Item, ItemOutcome, Register, RegisterMismatch, SubmissionResult, receive
 from medarchive.capture.models import Channel, ReviewState, Submission
 from medarchive.capture.services import Description, IncomingFile
 from medarchive.core.errors import MedarchiveError, ValidationError
+from medarchive.core.labels import with_labels
 from medarchive.core.models import Department
 from medarchive.core.services import ensure_fonds
 from medarchive.security.models import User
@@ -216,7 +219,12 @@ def _import(
         for _, item in planned:
             close_streams(item)
     if submission is None:  # cannot happen: read_manifest refuses a manifest without rows
-        raise ValidationError("the manifest has no records", field="manifest")
+        raise ValidationError(
+            gettext_lazy("The manifest %(manifest)s has no records."),
+            code="manifest_no_records",
+            field="manifest",
+            manifest=manifest.name,
+        )
     _note_manifest(str(submission.pk), carrier, manifest)
     submission.refresh_from_db()
     log.info(
@@ -229,19 +237,39 @@ def _import(
     return ImportResult(carrier.name, manifest, submission, register, results)
 
 
+SHOWN_UNCOUNTED = 5  # rows named in the message; the details hold them all
+
+
 def _explain(exc: RegisterMismatch, planned: list[tuple[Row, Item]]) -> None:
-    """Name the rows whose files could not be counted: usually why the totals differ."""
-    unreadable = [
-        f"row {row.number}: {incoming.error.message}"
+    """Name the rows whose files could not be counted: usually why the totals differ. The message
+    stays a catalog template, read in the language active when it is shown."""
+    uncounted = [
+        with_labels(gettext_lazy("Row %(row)s: %(problem)s"), row=row.number, problem=message_of(incoming.error))
         for row, item in planned
         for incoming in item.files
         if incoming.error is not None
     ]
-    if unreadable:
-        more = f" (and {len(unreadable) - 5} more)" if len(unreadable) > 5 else ""
-        exc.message = f"{exc.message}; rows not counted: {'; '.join(unreadable[:5])}{more}"
-        exc.args = (exc.message,)
-        exc.details["unreadable_rows"] = unreadable
+    if not uncounted:
+        return
+    mismatch = MedarchiveError(exc.template, code=exc.code, **exc.details)  # the message as it was
+    rows = _joined(uncounted[:SHOWN_UNCOUNTED])
+    if len(uncounted) > SHOWN_UNCOUNTED:
+        exc.message = with_labels(
+            gettext_lazy("%(mismatch)s Rows not counted (the first %(shown)s of %(uncounted)s): %(rows)s"),
+            mismatch=message_of(mismatch),
+            rows=rows,
+        )
+        exc.details["shown"] = SHOWN_UNCOUNTED
+    else:
+        exc.message = with_labels(
+            gettext_lazy("%(mismatch)s Rows not counted: %(rows)s"), mismatch=message_of(mismatch), rows=rows
+        )
+    exc.details["uncounted"] = len(uncounted)
+    exc.details["unreadable_rows"] = [str(row) for row in uncounted]
+
+
+def _joined(parts: list[Promise]) -> Promise:
+    return cast(Promise, lazy(lambda: " ".join(str(p) for p in parts), str)())
 
 
 def _row_results(planned: list[tuple[Row, Item]], received: SubmissionResult) -> list[RowResult]:
@@ -285,7 +313,16 @@ def _class_conflict(row: Row, vocabulary: Vocabulary) -> ValidationError | None:
     main_code, sub_code = vocabulary.class_code(main), vocabulary.class_code(sub)
     if sub_code == main_code or sub_code.startswith(f"{main_code}-"):
         return None
-    return ValidationError(f"门类 {main!r} and 分类号 {sub!r} disagree", field="class")
+    return ValidationError(
+        gettext_lazy(
+            "门类 %(class_code)s and 分类号 %(subclass)s disagree: the 分类号 must be the 门类 itself or one of its "
+            "subclasses; correct one of the two cells."
+        ),
+        code="class_subclass_mismatch",
+        field="class",
+        class_code=main,
+        subclass=sub,
+    )
 
 
 def row_problem(row: Row, vocabulary: Vocabulary) -> ValidationError | None:
@@ -325,12 +362,29 @@ def check_files(row: Row, located: list[Located]) -> list[str | None]:
     limit = settings.CONFIG.max_upload_bytes
     total = sum(f.size for f in located)
     if row.size is not None and row.size != total:
-        raise SizeMismatch(f"the manifest declares {row.size} bytes, the carrier holds {total}", field="size")
+        raise SizeMismatch(
+            gettext_lazy(
+                "The manifest declares %(declared_bytes)s bytes for this row, but its files in the carrier hold "
+                "%(actual_bytes)s; correct the size cell or put the right files in the carrier."
+            ),
+            code="size_mismatch",
+            field="size",
+            declared_bytes=row.size,
+            actual_bytes=total,
+        )
     digests: list[str | None] = [digest(f) if 0 < f.size <= limit else None for f in located]
     for found, declared, actual in zip(located, row.sha256, digests, strict=False):
         if actual is not None and declared != actual:
             raise ChecksumMismatch(
-                f"{found.path}: SHA-256 is {actual}, the manifest declares {declared}", field="sha256"
+                gettext_lazy(
+                    "The SHA-256 of %(path)s is %(actual)s, but the manifest declares %(declared)s: the file in the "
+                    "carrier is not the one the manifest describes."
+                ),
+                code="checksum_mismatch",
+                field="sha256",
+                path=found.path,
+                actual=actual,
+                declared=declared,
             )
     return digests
 

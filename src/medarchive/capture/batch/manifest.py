@@ -34,6 +34,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext_lazy
+
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.core.errors import ValidationError
 
@@ -230,31 +232,51 @@ def _whole_number(text: str) -> int | None:
     return int(cleaned)
 
 
-def row_from_mapping(values: Mapping[str, Any], *, number: int = 1) -> tuple[Row, list[str]]:
-    """One record from name → value pairs (a sidecar, folder defaults); returns the row and the
-    names that map to nothing."""
-    columns, ignored = _columns(list(values), "sidecar")
+def row_from_mapping(values: Mapping[str, Any], *, number: int = 1, name: str = "sidecar") -> tuple[Row, list[str]]:
+    """One record from name → value pairs (a sidecar, folder defaults, `name` in messages); returns
+    the row and the names that map to nothing."""
+    columns, ignored = _columns(list(values), name)
     return _row(number, [cell_text(v) for v in values.values()], columns), ignored
 
 
 def read_manifest(data: bytes, *, name: str, require_files: bool = True) -> Manifest:
     """Read a manifest (`require_files=False` for a watched folder's one-row sidecar table)."""
     if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{name}: the manifest is larger than {MAX_MANIFEST_BYTES} bytes", field="manifest")
+        raise too_large(name)
     if not data:
-        raise ManifestError(f"{name}: the manifest is empty", field="manifest")
+        raise ManifestError(
+            gettext_lazy("The manifest %(manifest)s is empty."), code="manifest_empty", field="manifest", manifest=name
+        )
     if data[:4] == b"PK\x03\x04":
         fmt, encoding, table = "xlsx", None, _xlsx_rows(data, name)
     elif name.casefold().endswith((".xlsx", ".xlsm")):
-        raise ManifestError(f"{name}: not an XLSX workbook (save it again from Excel or as CSV)", field="manifest")
+        raise ManifestError(
+            gettext_lazy("The manifest %(manifest)s is not an XLSX workbook; save it again from Excel, or as CSV."),
+            code="manifest_not_xlsx",
+            field="manifest",
+            manifest=name,
+        )
     elif data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-        raise ManifestError(f"{name}: old .xls workbooks are not read; save it as .xlsx or CSV", field="manifest")
+        raise ManifestError(
+            gettext_lazy(
+                "The manifest %(manifest)s is an old .xls workbook, which is not read; save it as .xlsx or CSV."
+            ),
+            code="manifest_old_xls",
+            field="manifest",
+            manifest=name,
+        )
     else:
         text, encoding = _decode(data, name)
         fmt, table = "csv", _csv_rows(text, name)
     header, columns, ignored, rows, declared = _parse(table, name, require_files=require_files)
     if not rows:
-        raise ManifestError(f"{name}: the manifest has a header (row {header}) but no records", field="manifest")
+        raise ManifestError(
+            gettext_lazy("The manifest %(manifest)s has a header (row %(row)s) but no records under it."),
+            code="manifest_no_records",
+            field="manifest",
+            manifest=name,
+            row=header,
+        )
     return Manifest(
         name=name,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -265,6 +287,17 @@ def read_manifest(data: bytes, *, name: str, require_files: bool = True) -> Mani
         ignored=ignored,
         rows=rows,
         declared=declared,
+    )
+
+
+def too_large(name: str) -> ManifestError:
+    """A manifest over `MAX_MANIFEST_BYTES` (the carrier stops reading it there too)."""
+    return ManifestError(
+        gettext_lazy("The manifest %(manifest)s is larger than %(max_bytes)s bytes; split it into several carriers."),
+        code="manifest_too_large",
+        field="manifest",
+        manifest=name,
+        max_bytes=MAX_MANIFEST_BYTES,
     )
 
 
@@ -282,11 +315,20 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
             continue
         if "\x00" in text:
             raise ManifestError(
-                f"{name}: the manifest contains NUL characters (is it a binary file?)", field="manifest"
+                gettext_lazy(
+                    "The manifest %(manifest)s contains NUL characters, so it is not a text table (is it a binary "
+                    "file?); save it as CSV UTF-8 or as XLSX."
+                ),
+                code="manifest_binary",
+                field="manifest",
+                manifest=name,
             )
         return text, "utf-8" if encoding == "utf-8-sig" else encoding
     raise ManifestError(
-        f"{name}: the manifest is neither UTF-8 nor GB18030 text; save it as CSV UTF-8 or as XLSX", field="manifest"
+        gettext_lazy("The manifest %(manifest)s is neither UTF-8 nor GB18030 text; save it as CSV UTF-8 or as XLSX."),
+        code="manifest_encoding",
+        field="manifest",
+        manifest=name,
     )
 
 
@@ -297,7 +339,17 @@ def _csv_rows(text: str, name: str) -> Iterator[list[str]]:
     try:
         yield from reader
     except csv.Error as exc:
-        raise ManifestError(f"{name}: record {reader.line_num + 1} is not valid CSV: {exc}", field="manifest") from None
+        raise ManifestError(
+            gettext_lazy(
+                "The manifest %(manifest)s is not valid CSV near line %(line)s: a cell is too long, often because a "
+                'quote (") is not closed; correct that line or save the table again as CSV UTF-8.'
+            ),
+            code="manifest_bad_csv",
+            field="manifest",
+            manifest=name,
+            line=reader.line_num + 1,
+            reason=str(exc),
+        ) from None
 
 
 def _xlsx_rows(data: bytes, name: str) -> Iterator[list[str]]:
@@ -305,10 +357,18 @@ def _xlsx_rows(data: bytes, name: str) -> Iterator[list[str]]:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             expanded = sum(info.file_size for info in archive.infolist())
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ManifestError(f"{name}: not a readable XLSX workbook ({exc})", field="manifest") from None
+        raise _unreadable_xlsx(name, str(exc)) from None
     if expanded > MAX_XLSX_EXPANDED:
         raise ManifestError(
-            f"{name}: the workbook expands to {expanded} bytes (limit {MAX_XLSX_EXPANDED})", field="manifest"
+            gettext_lazy(
+                "The workbook %(manifest)s expands to %(expanded_bytes)s bytes, more than the %(max_bytes)s allowed; "
+                "save it as CSV, or split it into several carriers."
+            ),
+            code="manifest_xlsx_too_large",
+            field="manifest",
+            manifest=name,
+            expanded_bytes=expanded,
+            max_bytes=MAX_XLSX_EXPANDED,
         )
     import openpyxl  # noqa: PLC0415 - heavy; CSV imports do not need it
 
@@ -326,7 +386,20 @@ def _xlsx_rows(data: bytes, name: str) -> Iterator[list[str]]:
     except ManifestError:
         raise
     except Exception as exc:  # openpyxl raises many types on a malformed workbook; all mean "unreadable"
-        raise ManifestError(f"{name}: not a readable XLSX workbook ({type(exc).__name__})", field="manifest") from None
+        raise _unreadable_xlsx(name, type(exc).__name__) from None
+
+
+def _unreadable_xlsx(name: str, reason: str) -> ManifestError:
+    return ManifestError(
+        gettext_lazy(
+            "The manifest %(manifest)s is not a readable XLSX workbook; open it in Excel and save it again, or save "
+            "it as CSV."
+        ),
+        code="manifest_unreadable_xlsx",
+        field="manifest",
+        manifest=name,
+        reason=reason,
+    )
 
 
 def _columns(headers: list[str], name: str) -> tuple[list[Column], list[str]]:
@@ -343,7 +416,13 @@ def _columns(headers: list[str], name: str) -> tuple[list[Column], list[str]]:
             continue
         if target in seen:
             raise ManifestError(
-                f"{name}: columns {seen[target]!r} and {header!r} both give {target}; keep one", field="manifest"
+                gettext_lazy("The columns %(first)s and %(second)s of %(manifest)s both give %(target)s; keep one."),
+                code="manifest_duplicate_column",
+                field="manifest",
+                manifest=name,
+                first=seen[target],
+                second=header,
+                target=target,
             )
         seen[target] = header
         columns.append(Column(index, header, target))
@@ -360,9 +439,27 @@ def _parse(
     declared: dict[str, int] = {}
     for number, raw_cells in enumerate(table, start=1):
         if number > 10 * MAX_ROWS:
-            raise ManifestError(f"{name}: more than {10 * MAX_ROWS} rows; split the carrier", field="manifest")
+            raise ManifestError(
+                gettext_lazy(
+                    "The manifest %(manifest)s has more than %(max_rows)s rows; split it into several carriers."
+                ),
+                code="manifest_too_many_rows",
+                field="manifest",
+                manifest=name,
+                max_rows=10 * MAX_ROWS,
+            )
         if len(raw_cells) > MAX_COLUMNS and any(c.strip() for c in raw_cells[MAX_COLUMNS:]):
-            raise ManifestError(f"{name}: row {number} has more than {MAX_COLUMNS} columns", field="manifest")
+            raise ManifestError(
+                gettext_lazy(
+                    "Row %(row)s of the manifest %(manifest)s has more than %(max_columns)s columns; remove the "
+                    "columns that are not needed."
+                ),
+                code="manifest_too_many_columns",
+                field="manifest",
+                manifest=name,
+                row=number,
+                max_columns=MAX_COLUMNS,
+            )
         cells = raw_cells[:MAX_COLUMNS]
         if not any(c.strip() for c in cells):
             continue
@@ -375,15 +472,37 @@ def _parse(
             columns, ignored = _columns(cells, name)
             if require_files and not any(c.target == "files" for c in columns):
                 raise ManifestError(
-                    f"{name}: the header (row {number}) has no file column; name one 文件, 文件名 or file",
+                    gettext_lazy(
+                        "The header (row %(row)s) of the manifest %(manifest)s has no file column; name one 文件, "
+                        "文件名 or file."
+                    ),
+                    code="manifest_no_file_column",
                     field="manifest",
+                    manifest=name,
+                    row=number,
                 )
             continue
         rows.append(_row(number, cells, columns))
         if len(rows) > MAX_ROWS:
-            raise ManifestError(f"{name}: more than {MAX_ROWS} records; split the carrier", field="manifest")
+            raise ManifestError(
+                gettext_lazy(
+                    "The manifest %(manifest)s has more than %(max_records)s records; split it into several carriers."
+                ),
+                code="manifest_too_many_records",
+                field="manifest",
+                manifest=name,
+                max_records=MAX_ROWS,
+            )
     if not header_row:
-        raise ManifestError(f"{name}: no header row found", field="manifest")
+        raise ManifestError(
+            gettext_lazy(
+                "The manifest %(manifest)s has no header row; its first row that does not start with # must name "
+                "the columns."
+            ),
+            code="manifest_no_header",
+            field="manifest",
+            manifest=name,
+        )
     return (
         header_row,
         columns,
@@ -394,7 +513,7 @@ def _parse(
 
 
 def _declare(declared: dict[str, int], first: str, cells: list[str], number: int, name: str) -> None:
-    key, _, inline = first[1:].partition("=")
+    key, _equals, inline = first[1:].partition("=")
     kind = DECLARATIONS.get(normalize_header(key))
     if kind is None:
         return  # a comment
@@ -402,10 +521,29 @@ def _declare(declared: dict[str, int], first: str, cells: list[str], number: int
     value = _whole_number(raw)
     if value is None:
         raise ManifestError(
-            f"{name}: row {number}: {key.strip()} must be a whole number, got {raw!r}", field="manifest"
+            gettext_lazy(
+                "Row %(row)s of the manifest %(manifest)s declares %(declaration)s, which must be a whole number; "
+                'it says "%(value)s".'
+            ),
+            code="manifest_bad_declaration",
+            field="manifest",
+            manifest=name,
+            row=number,
+            declaration=key.strip(),
+            value=raw.strip(),
         )
     if kind in declared and declared[kind] != value:
-        raise ManifestError(f"{name}: row {number}: {key.strip()} is declared twice", field="manifest")
+        raise ManifestError(
+            gettext_lazy(
+                "Row %(row)s of the manifest %(manifest)s declares %(declaration)s again, with another value; "
+                "keep one declaration."
+            ),
+            code="manifest_declared_twice",
+            field="manifest",
+            manifest=name,
+            row=number,
+            declaration=key.strip(),
+        )
     declared[kind] = value
 
 
@@ -422,13 +560,24 @@ def _row(number: int, cells: list[str], columns: list[Column]) -> Row:
             row.size = _whole_number(value)
             if row.size is None:
                 row.problem = row.problem or ValidationError(
-                    f"{column.header} must be a whole number of bytes, got {value!r}", field="size"
+                    gettext_lazy('The %(column)s cell must be a whole number of bytes; it says "%(value)s".'),
+                    code="size_not_a_number",
+                    field="size",
+                    column=column.header,
+                    value=value,
                 )
         elif target == "sha256":
             row.sha256 = [d.strip().lower() for d in FILE_SEPARATORS.split(value) if d.strip()]
             if not all(SHA256_HEX.match(d) for d in row.sha256):
                 row.problem = row.problem or ValidationError(
-                    f"{column.header} must be SHA-256 digests (64 hex digits), got {value!r}", field="sha256"
+                    gettext_lazy(
+                        "The %(column)s cell must hold SHA-256 digests (64 hex digits each, separated by ;); "
+                        'it says "%(value)s".'
+                    ),
+                    code="sha256_malformed",
+                    field="sha256",
+                    column=column.header,
+                    value=value,
                 )
         elif target.startswith("metadata."):
             key = target.removeprefix("metadata.")
@@ -439,7 +588,14 @@ def _row(number: int, cells: list[str], columns: list[Column]) -> Row:
             row.fields[target] = value
     if row.sha256 and row.problem is None and len(row.sha256) != len(row.files):
         row.problem = ValidationError(
-            f"{len(row.sha256)} SHA-256 digests for {len(row.files)} files; give one per file", field="sha256"
+            gettext_lazy(
+                "The row gives %(digests)s SHA-256 digests for %(files)s files; give one digest per file, in the "
+                "order of the files."
+            ),
+            code="sha256_count_mismatch",
+            field="sha256",
+            digests=len(row.sha256),
+            files=len(row.files),
         )
     return row
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy
 
 from medarchive.access import queries as access
 from medarchive.access.services import ContentStream, read_content
@@ -146,7 +147,7 @@ def read_binary(actor: User, binary_id: str) -> ContentStream:
     """GET Binary/<record id>.<file sequence>: the file's bytes, an audited content read."""
     match = _BINARY_ID.fullmatch(binary_id)
     if match is None:
-        raise NotFound(f"Binary {binary_id} does not exist")
+        raise NotFound(gettext_lazy("There is no Binary %(binary)s."), code="binary_not_found", binary=binary_id)
     return read_content(actor, match.group(1), sequence=int(match.group(2)))
 
 

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 from medarchive.archiving import metadata as metadata_schema
 from medarchive.archiving.models import Component, Record, RecordState
@@ -190,7 +191,11 @@ def _keep(
     # object nobody knows about.
     try:
         if not dataclasses.replace(staged, address=address).commit():
-            raise Conflict("a Binary with this id already exists; retry", field="id")
+            raise Conflict(
+                gettext_lazy("A Binary with this id already exists: send the Binary again."),
+                code="binary_id_taken",
+                field="id",
+            )
     except BaseException:
         PendingBinary.objects.filter(pk=binary_id).delete()
         raise
@@ -447,7 +452,13 @@ def _stage(plans: list[Planned]) -> None:
         for row in plan.binaries:
             staged = {f.staged.sha256 for f in plan.item.files if f.staged is not None}
             if row.sha256 not in staged:
-                raise IntegrityFailure(f"Binary/{row.pk} did not decrypt to the content it was stored with")
+                raise IntegrityFailure(
+                    gettext_lazy(
+                        "Binary/%(binary)s did not decrypt to the content it was stored with: send the Binary again."
+                    ),
+                    code="binary_content_changed",
+                    binary=str(row.pk),
+                )
 
 
 def _discard(plans: list[Planned]) -> None:
@@ -606,7 +617,11 @@ def backfill_digest(component: Component) -> str:
         sha256.update(chunk)
         size += len(chunk)
     if size != component.size or sha256.hexdigest() != component.sha256:
-        raise IntegrityFailure(f"{component.filename}: the stored content does not match its recorded digest")
+        raise IntegrityFailure(
+            gettext_lazy("The stored content of %(filename)s does not match the digest recorded for it."),
+            code="digest_mismatch",
+            filename=component.filename,
+        )
     value = sha1.hexdigest()
     with transaction.atomic():
         _, created = AttachmentDigest.objects.get_or_create(
