@@ -24,6 +24,17 @@ def _fresh_audit_checkpoints() -> Iterator[None]:
     shutil.rmtree(settings.CONFIG.audit_checkpoint_dir, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _configured_language() -> Iterator[None]:
+    """Every test starts in the configured language (zh-Hans): a request with an English cookie, or
+    a `translation.activate`, must not leave the next test reading English."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def archive(db: Any) -> Any:
     from medarchive.archiving.services import install_defaults

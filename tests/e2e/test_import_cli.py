@@ -48,7 +48,7 @@ def test_import_accepts_the_good_rows_flags_the_bad_one_and_a_rerun_creates_noth
     first = cli.run("import", str(carrier), "--as", user, check=False)
 
     assert first.returncode == 1, first.stderr
-    assert "row 5 ../secret.pdf: 不合格:" in first.stdout and "leaves the carrier" in first.stdout
+    assert "row 5 ../secret.pdf: 不合格:" in first.stdout and "超出了载体范围" in first.stdout  # the configured zh-Hans
     assert "3 received (2 accepted automatically" in first.stdout and "1 不合格" in first.stdout
     listed = _records(cli)
     assert listed["total"] == 3
@@ -87,7 +87,7 @@ def test_import_of_a_zip_carrier_and_of_an_unsafe_zip(cli: Cli, tmp_path: Path) 
     refused = cli.run("import", str(evil), "--as", user, check=False)
 
     assert json.loads(ok.stdout)["received"] == 1
-    assert refused.returncode == 2 and "leaves the carrier" in refused.stderr
+    assert refused.returncode == 2 and "超出了载体范围" in "".join(refused.stderr.split())
     assert _records(cli)["total"] == 1
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from django.utils import translation
 
 from medarchive.archiving.models import Record
 from medarchive.capture.batch import importer
@@ -23,6 +24,13 @@ from medarchive.capture.models import Submission
 from medarchive.core.errors import PermissionDenied
 from medarchive.preservation.models import Blob
 from medarchive.preservation.services import blob_store
+
+
+def _said(error: Any) -> str:
+    """The message in English and in zh-Hans: a fragment of either names the problem."""
+    with translation.override("en"):
+        english = error.message
+    return f"{english}\n{error.message}"
 
 
 @pytest.fixture
@@ -78,7 +86,7 @@ def test_n_rows_with_one_bad_give_n_minus_one_received_one_flagged_and_a_stored_
         (5, "rejected"),
     ]
     bad = result.rows[3].outcome.error
-    assert bad is not None and bad.code == "missing_file" and "lost.pdf is not in the carrier" in bad.message
+    assert bad is not None and bad.code == "missing_file" and "lost.pdf is not in the carrier" in _said(bad)
     assert result.failed and _stored() == before + 3 and _staging_is_empty()
     submission = Submission.objects.get(pk=result.submission.pk)
     assert (submission.channel, submission.source, submission.key) == (
@@ -155,7 +163,7 @@ def test_every_kind_of_bad_row_is_flagged_with_its_own_reason_and_leaves_nothing
             continue
         assert outcome.status == "rejected", title
         assert outcome.error is not None and outcome.error.code == code, (title, outcome.error)
-        assert fragment in outcome.error.message, (title, outcome.error.message)
+        assert fragment in _said(outcome.error), (title, _said(outcome.error))
     assert outcomes["mandatory"].intake is not None and outcomes["mandatory"].intake.errors == 2
     assert Record.objects.count() == 1 and Blob.objects.count() == blobs + 1
     assert _stored() == before + 1 and _staging_is_empty()
@@ -239,7 +247,7 @@ def test_names_of_classes_departments_and_retention_terms_resolve_to_codes(his: 
         "D30",
     )
     assert (
-        third.error is not None and third.error.code == "class_subclass_mismatch" and "disagree" in third.error.message
+        third.error is not None and third.error.code == "class_subclass_mismatch" and "disagree" in _said(third.error)
     )
 
 
@@ -294,7 +302,7 @@ def test_a_declared_register_that_does_not_match_refuses_the_whole_carrier(his: 
         import_carrier(folder, actor=his)
 
     assert caught.value.code == "register_mismatch" and caught.value.details["declared_bytes"] == 99999
-    assert "Row 5: lost.pdf is not in the carrier" in caught.value.message
+    assert "Row 5: lost.pdf is not in the carrier" in _said(caught.value)
     assert Record.objects.count() == 0 and _stored() == before and _staging_is_empty()
     submission = Submission.objects.get()
     assert submission.state == Submission.REJECTED and submission.report["manifest"]["declared"]["total_bytes"] == 99999
@@ -310,7 +318,7 @@ def test_a_register_mismatch_names_the_first_uncounted_rows_and_keeps_them_all(h
     exc = caught.value
     assert exc.code == "register_mismatch" and (exc.details["uncounted"], exc.details["shown"]) == (7, 5)
     assert len(exc.details["unreadable_rows"]) == 7 and "lost6.pdf" in exc.details["unreadable_rows"][-1]
-    assert "(the first 5 of 7)" in exc.message and "Row 8: lost4.pdf" in exc.message and "lost5.pdf" not in exc.message
+    assert "(the first 5 of 7)" in _said(exc) and "Row 8: lost4.pdf" in _said(exc) and "lost5.pdf" not in _said(exc)
     assert "%(" not in exc.message
 
 
@@ -344,7 +352,7 @@ def test_a_zip_with_a_traversal_member_is_refused_before_anything_is_written(his
         archive.writestr("a.pdf", _pdf("a"))
         archive.writestr("../../etc/cron.d/evil", b"* * * * * root sh")
 
-    with pytest.raises(UnsafeCarrier, match="leaves the carrier"):
+    with translation.override("en"), pytest.raises(UnsafeCarrier, match="leaves the carrier"):
         import_carrier(path, actor=his)
 
     assert not Submission.objects.exists() and not Record.objects.exists()
@@ -376,13 +384,13 @@ def test_a_file_that_changes_during_the_import_fails_its_row(
 
     (row,) = import_carrier(folder, actor=his).rows
 
-    assert row.outcome.error is not None and "changed while it was imported" in row.outcome.error.message
+    assert row.outcome.error is not None and "changed while it was imported" in _said(row.outcome.error)
     assert not Record.objects.exists() and _staging_is_empty()
 
 
 def test_an_unusable_manifest_fails_the_import_with_nothing_written(his: Any, tmp_path: Path) -> None:
     folder = _carrier(tmp_path / "c", "题名,日期\n一,2025-03-01\n", {})
-    with pytest.raises(ManifestError, match="no file column") as caught:
+    with translation.override("en"), pytest.raises(ManifestError, match="no file column") as caught:
         import_carrier(folder, actor=his)
     assert caught.value.code == "manifest_no_file_column"
     assert not Submission.objects.exists()

@@ -7,16 +7,26 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 from medarchive.archiving.models import Record
 from medarchive.capture.batch import folder as module
 from medarchive.capture.batch.folder import ORPHAN_SECONDS, Watcher, scan, scan_as
 from medarchive.capture.models import Submission
 from medarchive.core.errors import PermissionDenied, ValidationError
+
+
+@pytest.fixture(autouse=True)
+def _in_english() -> Iterator[None]:
+    """These tests read what the messages say in English (the msgids); zh-Hans is the catalog's."""
+    with translation.override("en"):
+        yield
+
 
 LATER = 3600.0  # scans look from an hour on: every drop has settled
 
@@ -256,7 +266,7 @@ def test_without_class_anywhere_the_drop_fails_naming_it(his: Any, watch: Path) 
     (watch / "defaults.json").unlink()
     _drop(watch, "a.pdf", _pdf("a"), {"日期": "2025-01-01", "部门": "BGS"})
     (outcome,) = _scan(watch, his).outcomes
-    assert outcome.status == "rejected" and outcome.reason == "门类不能为空。"
+    assert outcome.status == "rejected" and outcome.reason == "Class is required."
 
 
 def test_a_broken_defaults_file_stops_the_scan_before_anything_moves(his: Any, watch: Path) -> None:

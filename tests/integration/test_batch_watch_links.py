@@ -7,15 +7,25 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 from medarchive.archiving.models import Record
 from medarchive.capture.batch import folder as module
 from medarchive.capture.batch.folder import scan
 from medarchive.core.errors import ValidationError
+
+
+@pytest.fixture(autouse=True)
+def _in_english() -> Iterator[None]:
+    """These tests read what the messages say in English (the msgids); zh-Hans is the catalog's."""
+    with translation.override("en"):
+        yield
+
 
 LATER = 3600.0
 

@@ -153,7 +153,7 @@ def test_a_register_that_does_not_match_fails_the_whole_submission(users: dict[s
     mismatch = caught.value
     assert mismatch.code == "register_mismatch" and len(mismatch.details["problems"]) == 2
     assert (mismatch.details["declared_count"], mismatch.details["received_count"]) == (3, 2)
-    assert "3 records of 10 bytes" in mismatch.message and "2 records of" in mismatch.message
+    assert "登记表登记了 3 件档案、共 10 字节" in mismatch.message and "实际收到 2 件" in mismatch.message
     assert not Record.objects.exists() and len(list(blob_store().storage.addresses())) == before
     failed = Submission.objects.get()
     assert failed.state == "rejected" and failed.report["register"]["received_count"] == 2
