@@ -400,3 +400,34 @@ def test_dicom_institution_names_resolve_before_the_calling_ae(archivist: Any) -
         'InstitutionalDepartmentName "radiology" (under "other hospital")',
         'InstitutionName "other hospital"',
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "hl7-facility", "key": "a\u0000", "department": "NK"}, "key"),
+        ({"kind": "hl7-facility", "key": "a", "department": "N\u0000K"}, "department"),
+        ({"kind": "hl7-facility", "key": "a", "department": "NK", "system": "s\u0000"}, "system"),
+        ({"kind": "hl7-facility", "key": "a", "department": "NK", "note": "n\u0000"}, "note"),
+    ],
+)
+def test_nul_in_any_field_is_a_problem_never_a_server_error(
+    client: Client, api_tokens: dict[str, str], body: dict[str, str], field: str
+) -> None:
+    """PostgreSQL cannot store or even compare NUL: it must be refused before a query (found on PG by
+    schemathesis as a 500)."""
+    response = call(client, "POST", "", api_tokens["archivist"], body)
+    assert response.status_code == 422 and response.json()["field"] == field, response.content
+    for query in ("?q=%00", "?kind=%00", "?department=N%00K"):
+        listed = client.get(
+            f"/api/v1/departments/aliases{query}", HTTP_AUTHORIZATION=f"Bearer {api_tokens['archivist']}"
+        )
+        assert listed.status_code == 422, (query, listed.content)
+    assert not DepartmentAlias.objects.exists()
+
+
+def test_the_service_refuses_a_department_code_with_control_characters(users: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        aliases.add_alias("hl7-facility", "a", "N\u0000K", actor=users["archivist"])
+    assert caught.value.code == "unknown_department"
+    assert list(aliases.list_aliases(users["archivist"], search="\u0000")) == []

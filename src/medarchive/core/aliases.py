@@ -5,6 +5,7 @@ every connector uses (`resolve`). The rules (kinds, normalisation, precedence) a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from medarchive.security.permissions import require
 from medarchive.security.roles import Action
 
 MAX_NOTE = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _REASONS = {
     "unknown_kind": gettext_lazy("Unknown source kind %(kind)s."),
@@ -81,7 +83,9 @@ def resolve(seen: Sequence[Code]) -> Match:
 def _department(code: str) -> Department:
     if not (code or "").strip():
         raise ValidationError(_REASONS["required"], code="alias_required", field="department")
-    department = Department.objects.filter(code=code.strip()).first()
+    clean = code.strip()
+    # A code with control characters names no department (and PostgreSQL cannot even compare NUL).
+    department = None if _CONTROL.search(clean) else Department.objects.filter(code=clean).first()
     if department is None or not department.active:
         raise ValidationError(
             gettext_lazy("Unknown department %(department)s."),
@@ -226,6 +230,8 @@ def list_aliases(actor: User, *, kind: str = "", department: str = "", search: s
     """The table, filtered: by kind, by department code, by a text in key, system or note."""
     require(actor, Action.DEPARTMENT_MAP)
     rows = DepartmentAlias.objects.select_related("department")
+    if any(_CONTROL.search(text) for text in (kind, department, search)):
+        return rows.none()  # nothing is stored with control characters (and PostgreSQL refuses NUL)
     if kind:
         rows = rows.filter(kind=kind)
     if department:

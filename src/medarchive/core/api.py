@@ -8,7 +8,7 @@ from pydantic import Field
 
 from medarchive.core import aliases
 from medarchive.core.department_codes import ALIAS_KINDS
-from medarchive.core.schemas import ERRORS
+from medarchive.core.schemas import ERRORS, a_code, one_line
 from medarchive.security.api_auth import actor_of
 
 router = Router()
@@ -32,24 +32,26 @@ class AliasOut(Schema):
 
 class AliasIn(Schema):
     kind: str = Field(description=KINDS, pattern=KIND_PATTERN)
-    key: str = Field(description="the code, or for dicom-institution the name (stored normalised)")
-    department: str = Field(description="the archive's department code")
-    system: str = Field("", description="code system; for hl7-location the PV1-3.4 facility (blank: any)")
-    note: str = ""
+    key: str = one_line(200, description="the code, or for dicom-institution the name (stored normalised)")
+    department: str = a_code(description="the archive's department code")
+    system: str = one_line(
+        200, default="", description="code system; for hl7-location the PV1-3.4 facility (blank: any)"
+    )
+    note: str = one_line(200, default="")
 
 
 class AliasPatch(Schema):
     kind: str | None = Field(None, pattern=KIND_PATTERN)
-    key: str | None = None
-    department: str | None = None
-    system: str | None = None
-    note: str | None = None
+    key: str | None = one_line(200, default=None)
+    department: str | None = a_code(default=None)
+    system: str | None = one_line(200, default=None)
+    note: str | None = one_line(200, default=None)
 
 
 class AliasQuery(Schema):
-    kind: str = Field("", description=KINDS)
-    department: str = Field("", description="a department code")
-    q: str = Field("", description="text in the key, system or note")
+    kind: str = one_line(40, default="", description=KINDS)
+    department: str = a_code(default="", description="a department code")
+    q: str = one_line(200, default="", description="text in the key, system or note")
 
 
 @router.get("/aliases", response={200: list[AliasOut], **ERRORS}, summary="Department aliases (archivist)")
