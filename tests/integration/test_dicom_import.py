@@ -186,6 +186,24 @@ def test_an_unknown_department_rejects_the_study_and_leaves_nothing(tmp_path: Pa
     assert not Record.objects.exists()
 
 
+def test_a_mapped_institution_name_files_the_study_in_its_department(tmp_path: Path, pacs: Any) -> None:
+    from medarchive.core.aliases import add_alias
+
+    add_alias("dicom-institution", "CT室", "BGS", actor=pacs_archivist(pacs))
+    write(tmp_path / "a1.dcm", instance_bytes(STUDY_A, "1.2.3.1", InstitutionalDepartmentName="CT室"))
+    write(tmp_path / "b1.dcm", instance_bytes(STUDY_B, "1.2.3.2", InstitutionalDepartmentName="超声科"))
+    _, outcomes = run([tmp_path], pacs, department="NK")
+    filed = {o.study_uid: o.record.department.code for o in outcomes}
+    # The table, as for the listener; a name nobody mapped falls back to --department.
+    assert filed == {STUDY_A: "BGS", STUDY_B: "NK"}
+
+
+def pacs_archivist(pacs: Any) -> Any:
+    from medarchive.security.services import add_user
+
+    return add_user("archivist", actor=None, role="archivist", password=PASSWORD)
+
+
 def test_an_account_without_the_right_is_refused(tmp_path: Path, users: dict[str, Any]) -> None:
     write(tmp_path / "a1.dcm", instance_bytes(STUDY_A, "1.2.3.1"))
     _, outcomes = run([tmp_path], users["officer"], department="NK")  # officer of BGS

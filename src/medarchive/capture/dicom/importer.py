@@ -26,8 +26,10 @@ from django.conf import settings
 
 from medarchive.capture.dicom.capture import REJECTED, StudyOutcome, capture
 from medarchive.capture.dicom.extract import DicomProblem, read_instance
-from medarchive.capture.dicom.group import Gatherer, Member, Study
+from medarchive.capture.dicom.group import Gatherer, Member, Study, department_codes
 from medarchive.capture.services import IncomingFile
+from medarchive.core import aliases
+from medarchive.core.aliases import UnmappedDepartment
 from medarchive.core.errors import ValidationError
 from medarchive.security.models import User
 
@@ -195,6 +197,16 @@ def capture_studies(
     return outcomes
 
 
+def department_of(study: Study[Any], fallback: str) -> str:
+    """As the listener files it: the study's Institution(al Department) Name through the archivist's
+    department code table, else the department the operator named (`--department`)."""
+    seen = department_codes(study.first("institution_name"), study.first("department_name"))
+    try:
+        return aliases.resolve(seen).department
+    except UnmappedDepartment:
+        return fallback
+
+
 def _capture_one(study: Study[Path], *, actor: User, department_code: str, source: str) -> StudyOutcome:
     files = Study(
         study.uid,
@@ -212,7 +224,11 @@ def _capture_one(study: Study[Path], *, actor: User, department_code: str, sourc
     )
     try:
         (outcome,) = capture(
-            [files], actor=actor, department_code=department_code, source=source, submission_key=study.key
+            [files],
+            actor=actor,
+            department_code=department_of(study, department_code),
+            source=source,
+            submission_key=study.key,
         )
     finally:
         for member in files.members:
