@@ -30,34 +30,14 @@ class NotAnObject(ValueError):
         super().__init__(self.kind)
 
 
-class NulInText(ValueError):
-    """A JSON string holding NUL: never text a person wrote, and PostgreSQL cannot store it."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        super().__init__(where)
-
-
-def _refuse_nul(value: Any, where: str) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise NulInText(where)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                raise NulInText(where)
-            _refuse_nul(item, key if where == "body" else f"{where}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _refuse_nul(item, f"{where}[{index}]")
-
-
 def load_object(raw: bytes) -> dict[str, Any]:
-    """Parse a JSON body that must be an object; raises json/Unicode errors, `NotAnObject` or `NulInText`."""
+    """Parse a JSON body that must be an object; raises json/Unicode errors or `NotAnObject`.
+
+    NUL in a string is left to the schemas (their text patterns refuse control characters): a field the
+    operation does not know is ignored, whatever it holds."""
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise NotAnObject(data)
-    _refuse_nul(data, "body")
     return data
 
 
@@ -69,12 +49,6 @@ def body_problem(cause: BaseException | None) -> MedarchiveError:
             code="not_an_object",
             field="body",
             kind=cause.kind,
-        )
-    if isinstance(cause, NulInText):
-        return ValidationError(
-            gettext_lazy("Text may not contain NUL characters (\\u0000)."),
-            code="control_characters",
-            field=cause.where,
         )
     if isinstance(cause, json.JSONDecodeError):
         return BadRequest(
