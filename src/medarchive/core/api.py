@@ -50,7 +50,7 @@ class AliasPatch(Schema):
 
 class AliasQuery(Schema):
     kind: str = one_line(40, default="", description=KINDS)
-    department: str = a_code(default="", description="a department code")
+    department: str = one_line(32, default="", description="a department code")
     q: str = one_line(200, default="", description="text in the key, system or note")
 
 
