@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -17,6 +16,7 @@ from medarchive.archiving.api import OpenStatus, SecurityLevel
 from medarchive.capture import findings, queries, review, services
 from medarchive.capture.models import Channel, Intake, ReviewState
 from medarchive.capture.review import COMMENT_LIMIT
+from medarchive.core.apierrors import load_json_field
 from medarchive.core.errors import NotFound, ValidationError
 from medarchive.core.routers import records
 from medarchive.core.schemas import (
@@ -48,16 +48,12 @@ RetentionOrDefault = closed_set(shipped_retention_codes(), empty=True)
 def _metadata(raw: str) -> dict[str, Any]:
     if not raw:
         return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            gettext_lazy("The metadata is not valid JSON: %(reason)s at position %(position)s."),
-            code="metadata_not_json",
-            field="metadata",
-            reason=exc.msg,
-            position=exc.pos,
-        ) from None
+    value = load_json_field(
+        raw,
+        field="metadata",
+        code="metadata_not_json",
+        template=gettext_lazy("The metadata is not valid JSON: %(reason)s at position %(position)s."),
+    )
     if not isinstance(value, dict):
         raise ValidationError(
             gettext_lazy('The metadata must be a JSON object, such as {"pages": 2}.'),

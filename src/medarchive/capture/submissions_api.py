@@ -24,6 +24,7 @@ from medarchive.capture import queries, resumable
 from medarchive.capture.intake import Item, Register, SubmissionResult, receive, reused_request
 from medarchive.capture.models import Channel, Submission
 from medarchive.capture.services import Description, IncomingFile
+from medarchive.core.apierrors import load_json_field
 from medarchive.core.errors import ValidationError
 from medarchive.core.schemas import ERRORS, FILENAME, ONE_LINE, Page, PageSize, Problem, StrictInt, closed_set
 from medarchive.security.api_auth import actor_of
@@ -97,31 +98,23 @@ class SubmissionOut(Schema):
 
 
 def _manifest(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            gettext_lazy("The manifest is not valid JSON: %(reason)s at position %(position)s."),
-            code="manifest_not_json",
-            field="manifest",
-            reason=exc.msg,
-            position=exc.pos,
-        ) from None
+    return load_json_field(
+        raw,
+        field="manifest",
+        code="manifest_not_json",
+        template=gettext_lazy("The manifest is not valid JSON: %(reason)s at position %(position)s."),
+    )
 
 
 def _register(raw: str) -> Register | None:
     if not raw:
         return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            gettext_lazy("The register is not valid JSON: %(reason)s at position %(position)s."),
-            code="register_not_json",
-            field="register",
-            reason=exc.msg,
-            position=exc.pos,
-        ) from None
+    value = load_json_field(
+        raw,
+        field="register",
+        code="register_not_json",
+        template=gettext_lazy("The register is not valid JSON: %(reason)s at position %(position)s."),
+    )
     if not isinstance(value, dict) or set(value) - {"item_count", "total_bytes"}:
         raise ValidationError(
             gettext_lazy('The register must be a JSON object {"item_count": N, "total_bytes": N}.'),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy
 
 from medarchive.core.errors import MedarchiveError, NotAuthenticated, PayloadTooLarge, ValidationError
@@ -69,6 +70,15 @@ def parse_object(raw: bytes) -> dict[str, Any]:
         return load_object(raw)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and NotAnObject are ValueErrors
         raise body_problem(exc) from None
+
+
+def load_json_field(raw: str, *, field: str, code: str, template: Promise) -> Any:
+    """A form field that holds JSON; a syntax error names the field, with `template`'s %(reason)s and
+    %(position)s filled from the parser."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(template, code=code, field=field, reason=exc.msg, position=exc.pos) from None
 
 
 def unauthenticated() -> NotAuthenticated:
