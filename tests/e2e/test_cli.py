@@ -152,7 +152,7 @@ def test_fixity_and_audit_verify_detect_tampering(cli: Cli, tmp_path: Path) -> N
     assert json.loads(cli.run("fixity", "verify", "--json").stdout)["ok"] is True
     assert json.loads(cli.run("audit", "verify", "--as", "auditor", "--json").stdout)["ok"] is True
 
-    blob = next(p for p in (cli.data_dir / "blobs").rglob("*") if p.is_file() and ".staging" not in p.parts)
+    blob = next(p for p in (cli.data_dir / "blobs").rglob("*") if p.is_file() and len(p.name) == 64)
     data = bytearray(blob.read_bytes())
     data[-40] ^= 0xFF
     blob.write_bytes(bytes(data))

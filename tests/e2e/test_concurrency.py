@@ -49,7 +49,7 @@ def _query(cli: Any, sql: str) -> list[tuple[Any, ...]]:
 
 def _blob_files(cli: Any) -> set[str]:
     root = cli.data_dir / "blobs"
-    return {p.name for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts}
+    return {p.name for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts and len(p.name) == 64}
 
 
 def test_kill_9_mid_batch_leaves_nothing_half_written_and_the_batch_reruns(cli: Any, tmp_path: Path) -> None:
@@ -94,13 +94,16 @@ def test_kill_9_mid_batch_leaves_nothing_half_written_and_the_batch_reruns(cli: 
     assert {r[0] for r in rows} == {r[0] for r in records}
     files = _blob_files(cli)
     assert all(state == "stored" and address in files for _, address, state in rows)
-    # A blob without a record can only be the dead writer's pending claim, which recovery removes.
+    # An object without a record can only be the one the dead writer published for its uncommitted
+    # transaction (its intent names it) or a pending claim it was withdrawing; recovery removes both.
     linked = {address for _, address, _ in rows}
     pending = {a for (a,) in _query(cli, "SELECT address FROM preservation_blob WHERE state = 'pending'")}
-    assert files - linked <= pending
+    intended = {p.name.split("~")[0] for p in (cli.data_dir / "blobs" / ".staging").iterdir() if "~" in p.name}
+    assert files - linked <= pending | intended
 
     report = json.loads(cli.run("storage", "recover", "--json").stdout)
     assert set(report["pending_reclaimed"]) == pending
+    assert set(report["intents_withdrawn"]) == (files - linked) - pending
     assert _blob_files(cli) == linked
     assert _query(cli, "SELECT COUNT(*) FROM preservation_blob WHERE state = 'pending'") == [(0,)]
 
@@ -108,6 +111,43 @@ def test_kill_9_mid_batch_leaves_nothing_half_written_and_the_batch_reruns(cli: 
     assert rerun["skipped"] == len(records) and rerun["ingested"] == count - len(records)
     assert _query(cli, "SELECT COUNT(*) FROM archiving_record") == [(count,)]
     assert json.loads(cli.run("fixity", "verify", "--json").stdout) == {"ok": True, "checked": count, "failed": []}
+
+
+def test_a_writer_killed_between_publishing_and_committing_leaves_nothing_after_recovery(cli: Any) -> None:
+    """The one crash window of the one-transaction write: the object is in place, the row not committed."""
+    proc = _python(
+        cli,
+        """
+        import io, signal
+        from medarchive.capture.services import Description, IncomingFile, create_record
+        from medarchive.preservation import services as preservation
+
+        published = preservation.publish
+
+        def publish_then_die(staged):
+            rows = published(staged)
+            print(rows[0].address, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # inside the record's transaction, before its commit
+
+        preservation.publish = publish_then_die
+        desc = Description(class_code="WS", department_code="BGS", title="将被中断", date="2025-05-05")
+        body = io.BytesIO(b"%PDF-1.7 " + os.urandom(4096))
+        create_record(desc, [IncomingFile(name="中断.pdf", stream=body)], actor=archivist)
+        """,
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
+    address = out.split()[-1]
+    assert address in _blob_files(cli)  # the object was durable in its place ...
+    assert _query(cli, "SELECT COUNT(*) FROM archiving_record") == [(0,)]  # ... and nothing else committed
+    assert _query(cli, "SELECT COUNT(*) FROM preservation_blob") == [(0,)]
+    staging = cli.data_dir / "blobs" / ".staging"
+    assert [p.name.split("~")[0] for p in staging.iterdir()] == [address]  # its intent says so
+
+    report = json.loads(cli.run("storage", "recover", "--json").stdout)
+    assert report["intents_withdrawn"] == [address]
+    assert _blob_files(cli) == set() and list(staging.iterdir()) == []
+    assert json.loads(cli.run("storage", "recover", "--json").stdout)["intents_withdrawn"] == []
 
 
 def test_parallel_archiving_gives_gap_free_unique_item_numbers(cli: Any) -> None:

@@ -159,21 +159,39 @@ def test_no_file_can_be_added_to_or_moved_into_an_archived_record(users: dict[st
 # --- storage recovery and keys ------------------------------------------------------------------
 
 
-def test_recover_never_reclaims_a_live_writer_on_this_host(users: dict[str, Any]) -> None:
-    staged = preservation.blob_store().stage(io.BytesIO(b"in flight"), max_bytes=None)
-    row = preservation.claim(staged)
-    assert preservation.recover(grace_seconds=0).pending_reclaimed == []
-    assert Blob.objects.filter(pk=row.pk, state=Blob.PENDING).exists()
-    preservation.release([row])
+class _Rollback(Exception):
+    pass
 
 
-def test_a_record_cannot_commit_after_its_blob_was_reclaimed(users: dict[str, Any]) -> None:
-    staged = preservation.blob_store().stage(io.BytesIO(b"reclaimed"), max_bytes=None)
-    row = preservation.claim(staged)
-    Blob.objects.filter(pk=row.pk).delete()  # as recover() would have
+def _published_then_rolled_back(body: bytes) -> Any:
+    """A writer that published its object and whose transaction then rolled back, before it withdrew it."""
+    staged = preservation.blob_store().stage(io.BytesIO(body), max_bytes=None)
+    with pytest.raises(_Rollback), transaction.atomic():
+        preservation.publish([staged])
+        raise _Rollback
+    assert not Blob.objects.filter(address=staged.address).exists()
+    assert preservation.blob_store().storage.exists(staged.address)
+    return staged
+
+
+def test_recover_never_withdraws_a_live_writer_on_this_host(users: dict[str, Any]) -> None:
+    staged = _published_then_rolled_back(b"in flight")
+    assert preservation.recover(grace_seconds=0).intents_withdrawn == []  # its writer (this process) lives
+    assert preservation.blob_store().storage.exists(staged.address)
+    preservation.withdraw([staged])
+    assert not preservation.blob_store().storage.exists(staged.address)
+    assert not staged.intent.path.exists()
+
+
+def test_content_being_withdrawn_is_not_linked_to_a_new_record(users: dict[str, Any]) -> None:
+    staged = preservation.blob_store().stage(io.BytesIO(b"being withdrawn"), max_bytes=None)
+    Blob.objects.create(
+        address=staged.address, size=0, sha256="", sm3="", suite="", key_id="", wrapped_key=b"", stored_size=0,
+        state=Blob.PENDING, owner="elsewhere:1",
+    )  # fmt: skip
     with pytest.raises(Conflict) as info, transaction.atomic():
-        preservation.settle([row])
-    assert info.value.code == "blob_reclaimed"
+        preservation.publish([staged])
+    assert info.value.code == "blob_busy"
 
 
 def test_a_running_process_reads_files_rekeyed_by_another_process(

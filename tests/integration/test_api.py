@@ -11,6 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import translation
+from tests.debris import staging_debris
 
 from medarchive.archiving.models import Record
 from medarchive.security.models import AuditEntry
@@ -200,8 +201,7 @@ def test_bad_files_are_refused(
     assert response.status_code == status, response.content
     assert response.json()["code"] == code and name.rsplit("/", maxsplit=1)[-1] in response.json()["message"]
     assert Record.objects.count() == 0
-    staging = settings.CONFIG.blob_dir / ".staging"
-    assert not staging.exists() or list(staging.iterdir()) == []  # nothing half-written left behind
+    assert staging_debris() == []  # nothing half-written left behind
 
 
 def test_idempotency_key_prevents_a_second_record(client: Client, token: dict[str, str]) -> None:

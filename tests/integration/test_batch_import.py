@@ -13,6 +13,7 @@ from typing import Any
 import openpyxl
 import pytest
 from django.utils import translation
+from tests.debris import staging_debris
 
 from medarchive.archiving.models import Record
 from medarchive.capture.batch import importer
@@ -59,7 +60,7 @@ def _stored() -> int:
 
 def _staging_is_empty() -> bool:
     staging = getattr(blob_store().storage, "staging", None)
-    return staging is None or not any(Path(staging).iterdir())
+    return staging is None or staging_debris(Path(staging)) == []
 
 
 HEADER = "题名,日期,门类,部门,文件,患者ID,患者姓名\n"

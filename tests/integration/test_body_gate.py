@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from tests.debris import staging_debris
 
 from medarchive.core import gate
 from medarchive.security.services import create_token
@@ -30,8 +31,7 @@ def _post(client: Client, path: str, length: str, content_type: str = "multipart
 
 
 def _staging(settings: Any) -> list[Any]:
-    staging = settings.CONFIG.blob_dir / ".staging"
-    return list(staging.iterdir()) if staging.exists() else []
+    return staging_debris(settings.CONFIG.blob_dir / ".staging")
 
 
 def test_a_large_body_without_valid_credentials_is_401_before_it_is_read(

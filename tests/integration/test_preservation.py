@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 
 from medarchive.access.services import read_content
 from medarchive.capture.services import Description, IncomingFile, create_record
@@ -19,7 +20,7 @@ from medarchive.security.models import AuditEntry
 
 
 def _blob_path(address: str) -> Path:
-    return Path(settings.CONFIG.blob_dir) / address[:2] / address[2:4] / address
+    return Path(settings.CONFIG.blob_dir) / address[:2] / address
 
 
 def _ingest(users: dict[str, Any], body: bytes, name: str = "病历.pdf") -> Any:
@@ -90,16 +91,50 @@ def test_only_the_right_roles_run_fixity_and_rotation(users: dict[str, Any]) -> 
         preservation.rotate_keys(actor=users["auditor"])
 
 
-def test_recover_reclaims_a_pending_blob_of_a_dead_writer(users: dict[str, Any]) -> None:
+class _Killed(Exception):
+    pass
+
+
+def test_recover_withdraws_the_object_of_a_writer_killed_before_its_commit(users: dict[str, Any]) -> None:
     staged = preservation.blob_store().stage(io.BytesIO(b"orphan " + secrets.token_bytes(64)), max_bytes=None)
-    row = preservation.claim(staged)
-    assert _blob_path(row.address).exists() and row.state == Blob.PENDING
-    Blob.objects.filter(pk=row.pk).update(owner="some-host-that-is-gone:1")
-    assert preservation.recover().pending_reclaimed == []  # another host's writer gets the grace period
-    Blob.objects.filter(pk=row.pk).update(owner=f"{os.uname().nodename}:999999999")
+    with pytest.raises(_Killed), transaction.atomic():
+        [row] = preservation.publish([staged])
+        assert row.state == Blob.STORED and _blob_path(row.address).exists()
+        raise _Killed  # the process dies here: the rollback takes the row, the object and intent stay
+    intent = staged.intent.path
+    assert intent.exists() and _blob_path(staged.address).exists()
+    elsewhere = intent.with_name(f"{staged.address}~some-host-that-is-gone~1~1")
+    intent.rename(elsewhere)
+    assert preservation.recover().intents_withdrawn == []  # another host's writer gets the grace period
+    dead = elsewhere.with_name(f"{staged.address}~{preservation._HOST}~999999999~1")
+    elsewhere.rename(dead)
     report = preservation.recover()
-    assert report.pending_reclaimed == [row.address]
-    assert not _blob_path(row.address).exists() and not Blob.objects.filter(pk=row.pk).exists()
+    assert report.intents_withdrawn == [staged.address]
+    assert not _blob_path(staged.address).exists() and not dead.exists()
+    assert not Blob.objects.filter(pk=staged.address).exists()
+
+
+def test_recover_keeps_the_object_of_a_writer_killed_after_its_commit(users: dict[str, Any], make_record: Any) -> None:
+    record = make_record(content=b"%PDF-1.7 committed, then killed")
+    address = record.components.get().blob_id
+    dead = settings.CONFIG.blob_dir / ".staging" / f"{address}~{preservation._HOST}~999999999~1"
+    dead.write_bytes(b"")  # the intent it had no time to remove
+    assert preservation.recover().intents_withdrawn == []
+    assert _blob_path(address).exists() and not dead.exists()
+
+
+def test_recover_reclaims_a_pending_claim_of_a_dead_writer(users: dict[str, Any]) -> None:
+    staged = preservation.blob_store().stage(io.BytesIO(b"withdrawing " + secrets.token_bytes(64)), max_bytes=None)
+    staged.commit()  # a writer withdrawing this object claimed it, then died before deleting it
+    Blob.objects.create(
+        address=staged.address, size=0, sha256="", sm3="", suite="", key_id="", wrapped_key=b"", stored_size=0,
+        state=Blob.PENDING, owner="some-host-that-is-gone:1",
+    )  # fmt: skip
+    assert preservation.recover().pending_reclaimed == []  # another host's writer gets the grace period
+    Blob.objects.filter(pk=staged.address).update(owner=f"{os.uname().nodename}:999999999")
+    report = preservation.recover()
+    assert report.pending_reclaimed == [staged.address]
+    assert not _blob_path(staged.address).exists() and not Blob.objects.filter(pk=staged.address).exists()
 
 
 def test_staging_clean_up_honours_the_configured_grace(users: dict[str, Any], settings: Any) -> None:

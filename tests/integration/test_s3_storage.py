@@ -63,7 +63,7 @@ def local_adapter(root: Path) -> Adapter:
 
     return Adapter(
         storage=storage,
-        stored=lambda: sorted(str(p) for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts),
+        stored=lambda: sorted(str(p) for p in root.rglob("*") if p.is_file() and len(p.name) == 64),
         leftovers=lambda: sorted(p.name for p in storage.staging.iterdir()),
         crash_mid_write=crash_mid_write,
     )

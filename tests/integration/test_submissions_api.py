@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from tests.debris import staging_debris
 
 from medarchive.access.services import read_content
 from medarchive.archiving.models import Record
@@ -117,8 +118,7 @@ def test_the_same_idempotency_key_for_another_request_is_refused_not_answered_wi
         assert problem["code"] == "idempotency_key_reused" and problem["field"] == "Idempotency-Key"
         assert problem["details"]["submission_id"] == first.json()["id"]
     assert Record.objects.count() == 1 and Submission.objects.count() == 1
-    staging = Path(settings.CONFIG.blob_dir)
-    assert not [p for p in staging.rglob("*") if p.is_file() and "staging" in p.parts]
+    assert staging_debris() == []
     # The identical request is still a retry.
     assert _push(client, headers, [_entry("a.pdf", 1)], [SimpleUploadedFile("a.pdf", _pdf(1))]).status_code == 200
 
@@ -162,8 +162,7 @@ def test_malformed_submissions_name_the_problem_and_store_nothing(
     response = Client().post("/api/v1/submissions", body, **auth["officer"])
     assert response.status_code == 422 and response.json()["field"] == field, response.json()
     assert not Record.objects.exists() and not Submission.objects.exists()
-    staging = Path(settings.CONFIG.blob_dir)
-    assert not [p for p in staging.rglob("*") if p.is_file() and "staging" in p.parts]
+    assert staging_debris() == []
 
 
 def test_the_register_itself_is_validated(auth: Any) -> None:

@@ -26,7 +26,7 @@ from medarchive.archiving.models import (
     RetentionRule,
     RetentionTable,
 )
-from medarchive.core import clock, refcache
+from medarchive.core import clock, fastsql, refcache
 from medarchive.core.errors import Conflict, ValidationError
 from medarchive.core.ids import not_found, parse_uuid
 from medarchive.core.labels import Listed, label, with_labels
@@ -145,9 +145,11 @@ def note_business_event(
     record: Record, *, actor: User, action: str, state: str, basis: str = "", description: str = ""
 ) -> BusinessEvent:
     """业务实体 row (CAP-06); call inside the transaction of the change it describes."""
-    return BusinessEvent.objects.create(
+    event = BusinessEvent(
         record=record, actor=actor, action=action, state=state, at=clock.now(), basis=basis, description=description
     )
+    fastsql.insert(event)
+    return event
 
 
 def record_step(

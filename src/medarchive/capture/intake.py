@@ -11,6 +11,7 @@ what arrived fails the whole submission before any record is written (CAP-07).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +24,10 @@ from medarchive.archiving.models import Component, Record, RecordState
 from medarchive.archiving.services import missing_mandatory, record_step
 from medarchive.capture import identity, quality, textprint
 from medarchive.capture.models import Channel, IdempotencyKey, Intake, ReviewState, Submission, TextFingerprint
-from medarchive.capture.services import Description, IncomingFile, create_record, prestage
+from medarchive.capture.services import Description, FileContent, IncomingFile, create_record, prestage
 from medarchive.capture.signals import intake_changed
 from medarchive.core import clock
 from medarchive.core.errors import Conflict, InternalError, MedarchiveError, ValidationError
-from medarchive.preservation.models import Blob
 from medarchive.preservation.services import open_blob
 from medarchive.security.models import User
 from medarchive.security.roles import Action
@@ -461,11 +461,12 @@ def _route(
     intake_changed.send(sender=Intake, intake=intake, step="received")
 
 
-def _text_print(mime: str, blob: Blob) -> tuple[int, int] | None:
+def _text_print(content: FileContent) -> tuple[int, int] | None:
     """(SimHash, characters) of a file's text, or None when it has no text worth comparing."""
-    if blob.size > textprint.MAX_BYTES or mime not in textprint.TEXT_TYPES | {"application/pdf", textprint.DOCX}:
+    mime = content.mime
+    if content.size > textprint.MAX_BYTES or mime not in textprint.TEXT_TYPES | {"application/pdf", textprint.DOCX}:
         return None
-    data = b"".join(open_blob(blob))
+    data = b"".join(content.read())
     try:
         text = textprint.normalize(textprint.extract(mime, data))
     except Exception:  # a file its parser chokes on has no comparable text; capture goes on
@@ -475,9 +476,9 @@ def _text_print(mime: str, blob: Blob) -> tuple[int, int] | None:
     return None if value is None else (value, len(text))
 
 
-def text_prints(files: list[tuple[str, Blob]]) -> list[tuple[int, int] | None]:
+def text_prints(files: list[FileContent]) -> list[tuple[int, int] | None]:
     """Read back and fingerprint each file: before the record transaction, so the write lock is not held."""
-    return [_text_print(mime, blob) for mime, blob in files]
+    return [_text_print(content) for content in files]
 
 
 def _store_prints(components: list[Component], prints: list[tuple[int, int] | None]) -> None:
@@ -503,7 +504,8 @@ def _store_prints(components: list[Component], prints: list[tuple[int, int] | No
 
 def fingerprint(components: list[Component]) -> None:
     """Fingerprint files already linked to a record (a draft submitted later)."""
-    _store_prints(components, text_prints([(c.mime_type, c.blob) for c in components]))
+    contents = [FileContent(c.mime_type, c.size, functools.partial(open_blob, c.blob)) for c in components]
+    _store_prints(components, text_prints(contents))
 
 
 def _duplicates(record: Record, components: list[Component]) -> list[quality.Finding]:

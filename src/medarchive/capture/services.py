@@ -1,21 +1,21 @@
 """Creating records with their files, and editing drafts. Every input (API, web, CLI) calls these.
 
 Order of work in `create_record`: validate everything that can be validated without the
-content; encrypt+hash each file in one streaming pass (nothing in plaintext on disk);
-claim the blobs; then one transaction writes the record, its components, the 业务实体,
-the PREMIS events and the audit entry. Any failure before the commit releases the blobs
-this call claimed, so a bad or interrupted submission leaves nothing behind.
+content; encrypt+hash each file in one streaming pass (nothing in plaintext on disk) and sync
+it; then one write transaction stores the blobs (preservation.publish), the record, its
+components, the 业务实体, the PREMIS events and the audit entry. Any failure before the commit
+withdraws what this call published, so a bad or interrupted submission leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -32,7 +32,7 @@ from medarchive.archiving.services import (
 from medarchive.capture.formats import ContentSample, Format, creating_application, identify
 from medarchive.capture.models import IdempotencyKey, Intake, ReviewState
 from medarchive.capture.uploads import StagedUpload
-from medarchive.core import clock
+from medarchive.core import clock, fastsql
 from medarchive.core.errors import (
     Collector,
     Conflict,
@@ -47,7 +47,7 @@ from medarchive.core.sequences import next_value
 from medarchive.core.services import ensure_fonds, known_department
 from medarchive.preservation import services as preservation
 from medarchive.preservation.blobstore import StagedBlob
-from medarchive.preservation.models import Blob, PreservationEvent
+from medarchive.preservation.models import PreservationEvent
 from medarchive.security.models import User
 from medarchive.security.permissions import can, require
 from medarchive.security.roles import Action
@@ -302,10 +302,19 @@ def _name_the_file(exc: MedarchiveError, name: str) -> None:
     exc.details["file"] = name
 
 
-# Hooks for the door (capture/intake.py): `prepare` sees each file (MIME type, durable blob) after the
-# blobs are stored and before the record transaction, for slow reads that must not hold the write lock;
-# `on_write` runs inside the record transaction with what `prepare` returned.
-Prepare = Callable[[list[tuple[str, Blob]]], Any]
+@dataclass(frozen=True)
+class FileContent:
+    """A file of the record being captured, as the door's `prepare` hook sees it: staged, not yet stored."""
+
+    mime: str
+    size: int
+    read: Callable[[], Iterator[bytes]]  # verified plaintext chunks
+
+
+# Hooks for the door (capture/intake.py): `prepare` sees each file after it is staged and before the
+# record transaction, for slow reads that must not hold the write lock; `on_write` runs inside the
+# record transaction with what `prepare` returned.
+Prepare = Callable[[list[FileContent]], Any]
 OnWrite = Callable[[Record, list[Component], Any], None]
 
 
@@ -356,33 +365,27 @@ def _create_record(
         raise ValidationError(_("A record needs at least one file."), code="no_files", field="files")
     if idempotency_key is not None:
         idempotency_key = check_text(idempotency_key, "idempotency_key", required=True, limit=200)
-        existing = IdempotencyKey.objects.filter(key=idempotency_key, created_by=actor).select_related("record").first()
+        existing = _earlier_record(idempotency_key, actor)
         if existing is not None:
             raise DuplicateSubmission(
                 _("This submission was already received as record %(record)s (same idempotency key)."),
                 code="duplicate_submission",
                 field="idempotency_key",
-                record=existing.record.electronic_no,
-                record_id=str(existing.record_id),
+                record=existing[1],
+                record_id=str(existing[0]),
             )
     staged = _stage_all(files)
-    claimed: list[Blob] = []
     try:
-        for item in staged:
-            claimed.append(preservation.claim(item.blob))
-        prepared = (
-            prepare([(item.fmt.mime, row) for item, row in zip(staged, claimed, strict=True)]) if prepare else None
-        )
+        prepared = prepare([_content(item) for item in staged]) if prepare else None
         record = _write_record(
             fields,
             staged,
-            claimed,
             actor=actor,
             idempotency_key=idempotency_key,
             on_write=(lambda r, c: on_write(r, c, prepared)) if on_write else None,
         )
     except BaseException as exc:
-        preservation.release(claimed)
+        preservation.withdraw([item.blob for item in staged])
         if isinstance(exc, IntegrityError) and idempotency_key:
             raise DuplicateSubmission(
                 _("The same submission (same idempotency key) is being received at this moment."),
@@ -393,10 +396,29 @@ def _create_record(
     return record
 
 
+_EARLIER = (
+    f"SELECT k.record_id, r.electronic_no FROM {IdempotencyKey._meta.db_table} k "  # noqa: S608
+    f"JOIN {Record._meta.db_table} r ON r.id = k.record_id WHERE k.created_by_id = %s AND k.key = %s"
+)
+
+
+def _earlier_record(key: str, actor: User) -> tuple[Any, str] | None:
+    """(record id, electronic no.) an earlier call under this key created. Raw SQL: on the hot path the
+    ORM took 0.5 ms to build this one indexed lookup, SQLite 0.03 ms to run it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_EARLIER, [actor.pk, key])
+        row = cursor.fetchone()
+    return None if row is None else (Record._meta.pk.to_python(row[0]), row[1])
+
+
+def _content(item: _StagedFile) -> FileContent:
+    blob = item.blob
+    return FileContent(item.fmt.mime, blob.size, lambda: preservation.blob_store().open_staged(blob))
+
+
 def _write_record(
     fields: dict[str, Any],
     staged: list[_StagedFile],
-    claimed: list[Blob],
     *,
     actor: User,
     idempotency_key: str | None,
@@ -408,8 +430,9 @@ def _write_record(
     if original_names:
         metadata["original_filenames"] = "; ".join(f"{k} ← {v}" for k, v in original_names.items())
     with transaction.atomic():
+        claimed = preservation.publish([item.blob for item in staged])
         number = next_value(f"electronic-no:{fonds.code}:{fields['year']}")
-        record = Record.objects.create(
+        record = Record(
             fonds=fonds,
             electronic_no=f"{fonds.code}-{fields['year']}-{number:08d}",
             created_by=actor,
@@ -418,12 +441,12 @@ def _write_record(
             state=RecordState.DRAFT,
             **fields,
         )
-        preservation.settle(claimed)
+        fastsql.insert(record)
         events: list[PreservationEvent] = []
         components: list[Component] = []
         for sequence, (item, row) in enumerate(zip(staged, claimed, strict=True), start=1):
             blob, fmt, name = item.blob, item.fmt, item.name
-            component = Component.objects.create(
+            component = Component(
                 record=record,
                 sequence=sequence,
                 role=item.incoming.role,
@@ -439,6 +462,7 @@ def _write_record(
                 sm3=blob.sm3,
                 blob=row,
             )
+            fastsql.insert(component)
             components.append(component)
             events += [
                 preservation.event(
@@ -458,9 +482,9 @@ def _write_record(
                     detail=f"sha256 {blob.sha256}; sm3 {blob.sm3}",
                 ),
             ]
-        PreservationEvent.objects.bulk_create(events)
+        fastsql.insert_many(events)
         if idempotency_key:
-            IdempotencyKey.objects.create(key=idempotency_key, record=record, created_by=actor)
+            fastsql.insert(IdempotencyKey(key=idempotency_key, record=record, created_by=actor))
         record_step(
             record,
             Action.RECORD_CREATE,

@@ -166,11 +166,18 @@ def storage_recover(
 
     report = recover(grace_seconds=grace)
     if json_out:
-        emit_json({"staging_removed": report.staging_removed, "pending_reclaimed": report.pending_reclaimed})
+        emit_json(
+            {
+                "staging_removed": report.staging_removed,
+                "pending_reclaimed": report.pending_reclaimed,
+                "intents_withdrawn": report.intents_withdrawn,
+            }
+        )
     else:
         console.print(
-            f"[green]✓[/] {report.staging_removed} staging files and "
-            f"{len(report.pending_reclaimed)} unclaimed blobs removed"
+            f"[green]✓[/] {report.staging_removed} staging files, "
+            f"{len(report.pending_reclaimed)} unclaimed blobs and "
+            f"{len(report.intents_withdrawn)} objects of interrupted writes removed"
         )
 
 

@@ -29,8 +29,9 @@ import hmac
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import TYPE_CHECKING, BinaryIO, Self
 
 from django.utils import translation
 from django.utils.functional import lazy
@@ -47,6 +48,9 @@ from medarchive.core.labels import with_labels
 from medarchive.preservation.crypto import DEFAULT_CHUNK_SIZE, CipherSuite, Sealer, new_sm3, open_sealed
 from medarchive.preservation.keys import KeyRing
 from medarchive.preservation.storage.base import BlobStorage, StagedWrite
+
+if TYPE_CHECKING:
+    from medarchive.preservation.intents import Intent
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class StagedBlob:
     stored_size: int
     _write: StagedWrite = field(repr=False)
     created: bool | None = None  # set by commit()
+    intent: Intent | None = field(default=None, repr=False)  # set by preservation.publish()
 
     def commit(self) -> bool:
         """Publish the blob; False if the address already held a blob (see module doc)."""
@@ -82,6 +87,13 @@ class StagedBlob:
     def discard(self) -> None:
         """Drop the staged ciphertext. Idempotent; a no-op after commit."""
         self._write.abort()
+
+    def reopen(self) -> BinaryIO:
+        """The staged ciphertext, read back before commit (see `BlobStore.open_staged`)."""
+        return self._write.reopen()
+
+    def declare_intent(self, name: str) -> Path:
+        return self._write.declare_intent(name)
 
     def __enter__(self) -> Self:
         return self
@@ -150,6 +162,12 @@ class BlobStore:
         data_key = self.keyring.unwrap(key_id, wrapped_key)
         stream = self.storage.open(address)
         return self._decrypt(address, stream, data_key)
+
+    def open_staged(self, staged: StagedBlob) -> Iterator[bytes]:
+        """Verified plaintext of a blob staged and not yet published: the door reads a file's text
+        before the record's transaction, without waiting for the object to be in place."""
+        data_key = self.keyring.unwrap(staged.key_id, staged.wrapped_key)
+        return self._decrypt(staged.address, staged.reopen(), data_key)
 
     @staticmethod
     def _decrypt(address: str, stream: BinaryIO, data_key: bytes) -> Iterator[bytes]:
@@ -245,6 +263,7 @@ class BlobWriter:
             if self._sealer.size == 0:
                 raise EmptyFile(_("The file is empty."), code="empty_file", field="file")
             self._write.write(self._sealer.finalize())
+            self._write.sync()  # durable before the record's transaction takes the write lock
         except BaseException:
             self.abort()
             raise

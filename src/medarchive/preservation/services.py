@@ -1,10 +1,10 @@
 """Storing, reading, checking and re-keying content. The only module that talks to the blob store.
 
-Write protocol (crash safety, issue #2 item 10): a staged blob is encrypted to the
-store's staging area; its row is claimed as `pending` (owner = host:pid) in a short
-transaction; the file is committed; the record transaction marks it `stored`. A
-writer killed at any point leaves either staging debris or a pending row with a dead
-owner; `recover()` removes both, so no blob ever outlives a failed record.
+Write protocol (crash safety, ADR 0005 as amended by ADR 0019): a staged blob is encrypted to
+the store's staging area and synced; then one transaction inserts its row (`stored`), publishes
+the object under a publish intent (intents.py) and writes the record. A writer killed at any
+point leaves staging debris, an intent whose object has no row, or (while withdrawing) a pending
+row with a dead owner; `recover()` removes all three, so no blob outlives a failed record.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 import medarchive
-from medarchive.core import clock
+from medarchive.core import clock, fastsql
 from medarchive.core.errors import Conflict, NotFound, ValidationError
 from medarchive.core.ids import parse_uuid
-from medarchive.preservation import storage
+from medarchive.preservation import intents, storage
 from medarchive.preservation.blobstore import BlobStore, StagedBlob
 from medarchive.preservation.crypto import CipherSuite
 from medarchive.preservation.keys import KeyRing
@@ -51,7 +51,10 @@ def _storage() -> BlobStorage:
     config = settings.CONFIG
     if config.storage == "s3":  # boto3 is imported only here, when configured
         return storage.S3Storage(
-            bucket=config.s3_bucket or "", prefix=config.s3_prefix, endpoint_url=config.s3_endpoint_url
+            bucket=config.s3_bucket or "",
+            prefix=config.s3_prefix,
+            endpoint_url=config.s3_endpoint_url,
+            intent_dir=config.data_dir / "intents",
         )
     return storage.LocalStorage(config.blob_dir)
 
@@ -81,11 +84,14 @@ def reset_blob_store() -> None:
     _store_for.cache_clear()
 
 
+_HOST = intents.host_tag(socket.gethostname())
+
+
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pending_row(staged: StagedBlob) -> Blob:
+def _row(staged: StagedBlob, state: str) -> Blob:
     return Blob(
         address=staged.address,
         size=staged.size,
@@ -95,88 +101,85 @@ def _pending_row(staged: StagedBlob) -> Blob:
         key_id=staged.key_id,
         wrapped_key=staged.wrapped_key,
         stored_size=staged.stored_size,
-        state=Blob.PENDING,
-        owner=_owner(),
+        state=state,
+        owner=_owner() if state == Blob.PENDING else "",
     )
 
 
-def claim(staged: StagedBlob) -> Blob:
-    """Make `staged` durable, or drop it when identical content is already stored.
+def publish(staged: Iterable[StagedBlob]) -> list[Blob]:
+    """Inside the record transaction: the Blob row for each staged blob, its object durable in the store.
 
-    Returns the Blob row to link to. Runs its own short transaction, so call it *before*
-    the record transaction; `settle()` then marks owned rows stored inside that transaction.
-    """
-    row = _pending_row(staged)
-    try:
-        with transaction.atomic():  # new content is the common case: one INSERT, no SELECT first
-            row.save(force_insert=True)
-        created = True
-    except IntegrityError:  # the address exists: identical content is already stored (or being stored)
-        row, created = Blob.objects.get(address=staged.address), False
-    if not created:
-        staged.discard()
-        if row.state != Blob.STORED:
-            raise Conflict(
-                _("The same content is being stored by another writer; retry in a moment."),
-                code="blob_busy",
-                address=row.address,
-            )
-        return row
-    try:
-        # We own this address now. An object already there has no row, so no key we hold
-        # opens it (a crash before a row, or a database restored from an older backup).
-        store = blob_store()
-        store.storage.delete_if_exists(staged.address)
-        if not staged.commit():
+    New content: the row is inserted `stored` and the object published before the commit, under a
+    publish intent (intents.py) that goes once the transaction commits. Content already stored: its row,
+    and the staged copy is dropped. One write transaction per record, and no second lookup: the insert is
+    the check. If the transaction rolls back, the caller passes the same staged blobs to `withdraw()`."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("preservation.publish() must run inside the record's transaction")
+    rows = []
+    for item in staged:
+        row = _row(item, Blob.STORED)
+        # New content is the common case: one INSERT, no SELECT first, no savepoint.
+        if not fastsql.insert(row, ignore_conflict=True):
+            # The address exists: identical content is already stored (or being withdrawn).
+            existing = Blob.objects.get(address=item.address)
+            item.discard()
+            if existing.state != Blob.STORED:
+                raise Conflict(
+                    _("The same content is being stored by another writer; retry in a moment."),
+                    code="blob_busy",
+                    address=existing.address,
+                ) from None
+            rows.append(existing)
+            continue
+        name = intents.name_for(item.address, _HOST, os.getpid())
+        intent = item.intent = intents.Intent(item.declare_intent(name), item.address, _HOST, os.getpid())
+        # We hold the row now. An object already at the address has no committed row, so no key we hold
+        # opens it (a writer killed before its commit, or a database restored from an older backup).
+        blob_store().storage.delete_if_exists(item.address)
+        if not item.commit():
             raise Conflict(
                 _("The blob store changed under a claimed address; retry."),
                 code="blob_store_changed",
-                address=staged.address,
+                address=item.address,
             )
-    except BaseException:
-        Blob.objects.filter(pk=row.pk, state=Blob.PENDING).delete()
-        raise
-    return row
+        transaction.on_commit(intent.done)
+        rows.append(row)
+    return rows
+
+
+def withdraw(staged: Iterable[StagedBlob]) -> None:
+    """After a rolled-back transaction: remove the objects `publish()` put in place for it (their rows
+    went with the rollback, and with them the only key that opens them), and drop what was only staged.
+
+    Each address is first claimed with a pending row of our own, exactly as a writer claims one, so an
+    object another writer committed meanwhile (it holds the row) is never touched; a crash midway leaves
+    a pending claim or an intent that `recover()` cleans up."""
+    for item in staged:
+        item.discard()  # a no-op once published
+        if item.created or item.intent is not None:  # published, or maybe half-way (a failed directory sync)
+            _withdraw_address(item.address)
+        if item.intent is not None:
+            item.intent.done()
+
+
+def _withdraw_address(address: str) -> bool:
+    if Blob.objects.filter(address=address).exists():
+        return False  # not rolled back, or another writer has stored the same content since
+    claim = Blob(address=address, size=0, sha256="", sm3="", suite="", key_id="", wrapped_key=b"", stored_size=0)
+    claim.state, claim.owner = Blob.PENDING, _owner()
+    try:
+        with transaction.atomic():
+            claim.save(force_insert=True)
+    except IntegrityError:
+        return False
+    blob_store().storage.delete_if_exists(address)
+    Blob.objects.filter(address=address, state=Blob.PENDING, owner=_owner()).delete()
+    return True
 
 
 def drop_orphans(committed: Iterable[StagedBlob]) -> None:
-    """After a rolled-back transaction: delete the sealed objects the caller committed whose Blob
-    rows were rolled back (no key to open them is left anywhere).
-
-    Each address is first claimed with a pending row of our own, exactly as a writer claims
-    one, so an object another writer committed meanwhile (it would own the row) is never
-    touched; a crash midway leaves a pending claim that `recover()` cleans up."""
-    storage = blob_store().storage
-    for staged in committed:
-        if Blob.objects.filter(address=staged.address).exists():
-            continue  # not rolled back, or another writer has stored the same content since
-        try:
-            with transaction.atomic():
-                _pending_row(staged).save(force_insert=True)
-        except IntegrityError:
-            continue
-        storage.delete_if_exists(staged.address)
-        Blob.objects.filter(address=staged.address, state=Blob.PENDING, owner=_owner()).delete()
-
-
-def settle(blobs: Iterable[Blob]) -> None:
-    """Inside the record transaction: owned pending rows become stored with the record."""
-    pending = [b.address for b in blobs if b.state == Blob.PENDING]
-    if pending:
-        settled = Blob.objects.filter(address__in=pending, state=Blob.PENDING).update(state=Blob.STORED, owner="")
-        if settled != len(pending):  # recover() reclaimed a claim of ours: the record must not commit
-            raise Conflict(
-                _("A stored file was reclaimed before its record committed; retry the submission."),
-                code="blob_reclaimed",
-            )
-
-
-def release(blobs: Iterable[Blob]) -> None:
-    """After a failed record transaction: delete the files and rows this writer claimed."""
-    for blob in blobs:
-        if blob.state == Blob.PENDING and blob.owner == _owner() and not blob.components.exists():
-            blob_store().storage.delete_if_exists(blob.address)
-            Blob.objects.filter(pk=blob.pk, state=Blob.PENDING).delete()
+    """After a rolled-back transaction that wrapped several records (FHIR): `withdraw()` them."""
+    withdraw(committed)
 
 
 def event(
@@ -217,14 +220,19 @@ def open_blob(blob: Blob) -> Iterator[bytes]:
 class RecoveryReport:
     staging_removed: int = 0
     pending_reclaimed: list[str] = field(default_factory=list)
+    intents_withdrawn: list[str] = field(default_factory=list)  # objects of writers killed before their commit
 
 
 def _owner_is_dead(owner: str) -> bool:
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    return _pid_is_dead(int(pid))
+
+
+def _pid_is_dead(pid: int) -> bool:
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
@@ -233,7 +241,8 @@ def _owner_is_dead(owner: str) -> bool:
 
 
 def recover(*, grace_seconds: int | None = None) -> RecoveryReport:
-    """Remove what interrupted writers left: staging debris and pending blobs nobody will settle.
+    """Remove what interrupted writers left: staging debris, objects published for a transaction that
+    never committed, and pending claims nobody will finish.
 
     Staging files are removed once untouched for `grace_seconds`. A pending claim of this host is
     reclaimed only when its writer process is gone; one of another host (whose processes we cannot
@@ -259,6 +268,13 @@ def recover(*, grace_seconds: int | None = None) -> RecoveryReport:
             blob_store().storage.delete_if_exists(address)
             blob.delete()
         report.pending_reclaimed.append(address)
+    for intent in intents.found(blob_store().storage.intent_dir):
+        same_host = intent.host == _HOST
+        if not (_pid_is_dead(intent.pid) if same_host else intent.age_seconds > grace_seconds):
+            continue
+        if _withdraw_address(intent.address):
+            report.intents_withdrawn.append(intent.address)
+        intent.done()
     return report
 
 

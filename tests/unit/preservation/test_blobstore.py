@@ -22,7 +22,8 @@ PATTERN = b"PATIENT:ZHANG-SAN;MRN=0042-7731;DIAGNOSIS=" * 200
 
 
 def files_under(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """Staged and stored blobs (not the store's LAYOUT file)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != "LAYOUT")
 
 
 def make_store(root: Path, suite: CipherSuite = CipherSuite.AES_256_GCM, ring: KeyRing | None = None) -> BlobStore:

@@ -25,10 +25,34 @@ def test_objects_are_fanned_out_by_address_prefix(tmp_path: Path) -> None:
         staged.write(b"cipher")
         staged.commit(ADDRESS)
 
-    path = tmp_path / "ab" / "cd" / ADDRESS
+    path = tmp_path / "ab" / ADDRESS
     assert path.read_bytes() == b"cipher"
     assert storage.path_for(ADDRESS) == path
     assert staged_files(storage) == []
+    assert (tmp_path / "LAYOUT").read_text(encoding="ascii") == "medarchive blob store\nlevels: 1\n"
+    assert list(storage.addresses()) == [ADDRESS]
+
+
+def test_a_store_made_with_two_levels_keeps_them(tmp_path: Path) -> None:
+    old = tmp_path / "ab" / "cd"
+    old.mkdir(parents=True)
+    (old / ADDRESS).write_bytes(b"cipher")
+    other = "ef" + "01" + "1" * 60
+    storage = LocalStorage(tmp_path)
+    assert storage.levels == 2
+    assert storage.path_for(ADDRESS) == old / ADDRESS
+    with storage.stage() as staged:
+        staged.write(b"more")
+        staged.commit(other)
+    assert (tmp_path / "ef" / "01" / other).read_bytes() == b"more"
+    assert list(storage.addresses()) == [ADDRESS, other]
+    assert LocalStorage(tmp_path).levels == 2  # recorded in LAYOUT, not guessed again
+
+
+def test_an_unreadable_layout_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "LAYOUT").write_text("levels: 7\n", encoding="ascii")
+    with pytest.raises(ValueError, match="layout"):
+        LocalStorage(tmp_path)
 
 
 def test_commit_fsyncs_the_file_and_the_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,9 +70,15 @@ def test_commit_fsyncs_the_file_and_the_directories(tmp_path: Path, monkeypatch:
         staged.commit(ADDRESS)
 
     assert synced[0].startswith(str(storage.staging))  # the data, before it is linked
-    assert str(tmp_path) in synced  # new "ab" entry
-    assert str(tmp_path / "ab") in synced  # new "cd" entry
-    assert synced[-1] == str(tmp_path / "ab" / "cd")  # the object's own entry
+    assert synced[1] == str(tmp_path)  # the new "ab" entry
+    assert synced[-1] == str(tmp_path / "ab")  # the object's own entry
+    assert len(synced) == 3
+
+    synced.clear()
+    with storage.stage() as staged:  # a second object in the same directory: no new directory to sync
+        staged.write(b"cipher")
+        staged.commit("ab" + "ee" + "0" * 60)
+    assert synced == [synced[0], str(tmp_path / "ab")]
 
 
 def test_commit_without_hard_links_falls_back_to_replace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,9 +160,10 @@ def test_addresses_ignore_stray_and_misplaced_files(tmp_path: Path) -> None:
     with storage.stage() as staged:
         staged.commit(ADDRESS)
     (tmp_path / "README").write_text("not a blob")
-    misplaced = tmp_path / "ab" / "ce"
-    misplaced.mkdir()
-    (misplaced / ADDRESS.replace("0", "1")).write_bytes(b"x")
-    (tmp_path / "ab" / "cd" / "notes.txt").write_text("x")
+    (tmp_path / "ab" / ("ce" + ADDRESS[2:].replace("0", "1"))).write_bytes(b"x")  # belongs under ce/
+    nested = tmp_path / "ab" / "ce"
+    nested.mkdir()
+    (nested / ("ab" + "1" * 62)).write_bytes(b"x")  # a second level this store does not use
+    (tmp_path / "ab" / "notes.txt").write_text("x")
 
     assert list(storage.addresses()) == [ADDRESS]

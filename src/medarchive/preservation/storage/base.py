@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self
 
@@ -55,6 +56,20 @@ class StagedWrite(Protocol):
 
     def abort(self) -> None: ...
 
+    def sync(self) -> None:
+        """Make the staged data durable now (before `commit`, outside any lock the caller holds)."""
+        ...
+
+    def reopen(self) -> BinaryIO:
+        """Read back what was staged, before `commit` (the caller closes it)."""
+        ...
+
+    def declare_intent(self, name: str) -> Path:
+        """Leave evidence named `name` in the storage's `intent_dir` until the caller removes the
+        returned path, so that a crash after `commit` and before the caller's transaction commits
+        can be found (intents.py)."""
+        ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -66,6 +81,8 @@ class StagedWrite(Protocol):
 
 
 class BlobStorage(Protocol):
+    intent_dir: Path  # where `declare_intent` leaves its evidence, on this host
+
     def stage(self) -> StagedWrite: ...
 
     def open(self, address: str) -> BinaryIO:
@@ -148,6 +165,18 @@ class BaseStagedWrite(ABC):
             self._state = "aborted"
             self._abort()
 
+    def sync(self) -> None:
+        """Make the staged data durable now; adapters whose commit is itself durable need nothing."""
+        self._require_open("sync")
+
+    def reopen(self) -> BinaryIO:
+        self._require_open("read back")
+        return self._reopen()
+
+    def declare_intent(self, name: str) -> Path:
+        self._require_open("declare an intent for")
+        return self._declare_intent(name)
+
     def __enter__(self) -> Self:
         return self
 
@@ -171,3 +200,9 @@ class BaseStagedWrite(ABC):
 
     @abstractmethod
     def _abort(self) -> None: ...
+
+    @abstractmethod
+    def _reopen(self) -> BinaryIO: ...
+
+    @abstractmethod
+    def _declare_intent(self, name: str) -> Path: ...

@@ -19,6 +19,7 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import boto3
@@ -26,6 +27,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from medarchive.core.errors import NotFound
+from medarchive.preservation import intents
 from medarchive.preservation.storage.base import (
     ADDRESS_PATTERN,
     DEFAULT_STAGING_MAX_AGE,
@@ -57,6 +59,7 @@ class S3Storage(StorageBase):
         transfer_config: TransferConfig | None = None,
         conditional_writes: bool = True,
         list_page_size: int | None = None,
+        intent_dir: Path | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix
@@ -65,6 +68,8 @@ class S3Storage(StorageBase):
         self.transfer_config = transfer_config or TransferConfig()
         self.conditional_writes = conditional_writes
         self.list_page_size = list_page_size
+        # Intents are local files (per host): S3 has no cheap local trace of an upload in flight.
+        self.intent_dir = intent_dir or Path(tempfile.gettempdir()) / "medarchive-s3-intents"
         if conditional_writes:
             for operation in ("PutObject", "CompleteMultipartUpload"):
                 self.client.meta.events.register(
@@ -187,3 +192,29 @@ class _S3StagedWrite(BaseStagedWrite):
 
     def _abort(self) -> None:
         self._spool.close()
+
+    def _declare_intent(self, name: str) -> Path:
+        return intents.create(self._storage.intent_dir, name)
+
+    def _reopen(self) -> BinaryIO:
+        self._spool.seek(0)  # commit seeks to the start again before it uploads
+        return cast(BinaryIO, _Borrowed(self._spool))
+
+
+class _Borrowed:
+    """The spool, read by someone else: closing it leaves the spool open for the upload."""
+
+    def __init__(self, spool: Any) -> None:
+        self._spool = spool
+
+    def read(self, size: int = -1) -> bytes:
+        return cast(bytes, self._spool.read(size))
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Borrowed:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
