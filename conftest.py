@@ -27,10 +27,10 @@ def _flush_past_the_audit_guards() -> None:
     from django.db import connection
     from django.test import TransactionTestCase
 
-    from medarchive.security.guards import AUDIT_GUARDS, CHAIN_GUARDS
+    from medarchive.security.guards import AUDIT_GUARDS, CHAIN_GUARDS, PENDING_GUARDS
 
     flush = TransactionTestCase._fixture_teardown
-    guards = AUDIT_GUARDS + CHAIN_GUARDS
+    guards = AUDIT_GUARDS + CHAIN_GUARDS + PENDING_GUARDS
 
     def _run(statements: list[str]) -> None:
         with connection.cursor() as cursor:

@@ -21,8 +21,9 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
+from ninja.responses import Status
 
-from medarchive import __version__
+from medarchive import __version__, readiness
 from medarchive.access import api as access_api  # noqa: F401  (adds its operations to the records router)
 from medarchive.archiving import api as archiving_api  # noqa: F401
 from medarchive.capture import api as capture_api
@@ -39,7 +40,7 @@ from medarchive.core.apierrors import (
 )
 from medarchive.core.errors import InternalError, MedarchiveError, NotFound, PermissionDenied, Problems, ValidationError
 from medarchive.core.routers import records
-from medarchive.core.schemas import ERRORS, HealthOut
+from medarchive.core.schemas import ERRORS, HealthOut, ReadyOut
 from medarchive.preservation import durability
 from medarchive.preservation.api import router as preservation_router
 from medarchive.security import audit
@@ -214,6 +215,22 @@ def health(request: HttpRequest) -> dict[str, Any]:
     false when the database could lose acknowledged commits in a power cut (the server log and
     `medarchive init` say why)."""
     return {"status": "ok", "version": __version__, "durable": not durability.problems()}
+
+
+@api.get(
+    "/ready",
+    auth=None,
+    tags=["system"],
+    response={200: ReadyOut, 503: ReadyOut},
+    summary="Readiness: database, store, audit sealer, jobs",
+)
+def ready(request: HttpRequest) -> Status[dict[str, Any]]:
+    """For load balancers and orchestrators: 200 when this process can serve, 503 naming what fails.
+    Only a stable word per check, nothing about the data."""
+    found = readiness.checks()
+    ok = readiness.ready(found)
+    body = {"status": "ready" if ok else "not_ready", "checks": {c.name: c.state for c in found}}
+    return Status(200 if ok else 503, body)
 
 
 api.add_router("/records", records)

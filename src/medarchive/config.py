@@ -95,6 +95,9 @@ class Config:
     # SQLite's PRAGMA synchronous: FULL syncs the WAL at every commit, so an acknowledged record
     # survives a power cut (ADR 0015); NORMAL is only for measuring what that costs.
     sqlite_synchronous: str = "FULL"
+    # How often a server's or worker's sealer moves audited reads into the chain (ADR 0020): the
+    # bound on how long a read entry stays unsealed.
+    audit_seal_ms: int = 1000
 
     @property
     def production(self) -> bool:
@@ -193,6 +196,7 @@ def load() -> Config:
         watch_dir=Path(watch).expanduser().resolve() if (watch := _env("WATCH_DIR")) else None,
         watch_user=_env("WATCH_USER", "") or "",
         sqlite_synchronous=synchronous,
+        audit_seal_ms=_positive(_env_int("AUDIT_SEAL_MS", 1000), "AUDIT_SEAL_MS"),
         **_email(env),
     )
 

@@ -47,12 +47,32 @@ def _post_record(client: Client, raw: str, *, files: list[Any] | None = None, **
     return client.post("/api/v1/records", data, **headers)
 
 
-def test_health_is_the_only_anonymous_endpoint(client: Client, archive: Any) -> None:
+def test_health_and_readiness_are_the_only_anonymous_endpoints(client: Client, archive: Any) -> None:
     assert client.get("/api/v1/health").json()["status"] == "ok"
+    ready = client.get("/api/v1/ready")
+    assert ready.status_code == 200, ready.content
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "store": "ok", "audit_sealer": "ok", "jobs": "idle"},  # no worker here
+    }
     for url in ("/api/v1/records", "/api/v1/openapi.json", "/api/v1/docs"):
         response = client.get(url)
         assert response.status_code == 401, url
         assert response.json()["code"] == "not_authenticated"
+
+
+def test_readiness_names_what_fails(client: Client, archive: Any, settings: Any, monkeypatch: Any) -> None:
+    import os
+
+    from medarchive import readiness
+
+    real_access = os.access
+    monkeypatch.setattr(
+        readiness.os, "access", lambda path, mode: False if "blobs" in str(path) else real_access(path, mode)
+    )
+    answer = client.get("/api/v1/ready")
+    assert answer.status_code == 503 and answer.json()["status"] == "not_ready"
+    assert answer.json()["checks"]["store"] == "not_writable"
 
 
 def test_openapi_document_is_served_to_authenticated_clients(client: Client, token: dict[str, str]) -> None:

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 from medarchive.access.queries import get_record
@@ -42,12 +41,11 @@ def read_content(actor: User, record_id: Any, *, sequence: int = 1) -> ContentSt
             record=record.electronic_no,
             sequence=sequence,
         )
-    with transaction.atomic():
-        audit.record_event(
-            Action.RECORD_CONTENT_READ,
-            actor=actor,
-            object_type="record",
-            object_id=str(record.pk),
-            details={"file": component.filename, "sequence": sequence, "sha256": component.sha256},
-        )
+    audit.record_read(
+        Action.RECORD_CONTENT_READ,
+        actor=actor,
+        object_type="record",
+        object_id=str(record.pk),
+        details={"file": component.filename, "sequence": sequence, "sha256": component.sha256},
+    )
     return ContentStream(component=component, chunks=preservation.open_blob(component.blob))

@@ -150,9 +150,9 @@ def demo(
         console.print(f"[green]✓[/] demo hospital with {records} records in {data_dir}")
     show_credentials(credentials)
     if not no_serve:
-        from medarchive.cli.server import serve_forever
+        from medarchive.cli.server import serve
 
-        serve_forever(host, port)
+        serve(host=host, port=port)
 
 
 def register(app: typer.Typer) -> None:

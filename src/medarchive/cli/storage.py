@@ -74,9 +74,12 @@ def _print_check(report: Any) -> None:
     note = ""
     if cp is not None:
         note = f"; checkpoint #{cp.seq} {'written' if report.checkpoint_written else 'unchanged'} ({cp.signer})"
+    tail = f"; {report.sealed_now} read entries sealed first" if report.sealed_now else ""
+    if report.unsealed:
+        tail += f"; {report.unsealed} arrived since, oldest {report.oldest_unsealed}"
     console.print(
         f"[green]✓[/] audit chain intact ({report.checked} entries, "
-        f"{report.checkpoints_checked} checkpoints checked{note})"
+        f"{report.checkpoints_checked} checkpoints checked{note}{tail})"
     )
 
 

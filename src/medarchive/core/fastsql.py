@@ -145,11 +145,27 @@ def rows(
     return found
 
 
+@lru_cache(maxsize=128)
+def _where(model: type[models.Model], using: str, names: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+    opts = model._meta
+    quote = connections[using].ops.quote_name
+    fields = tuple(opts.pk if name == "pk" else opts.get_field(name) for name in names)
+    return " AND ".join(f"{quote(str(f.column))} = %s" for f in fields), fields  # type: ignore[union-attr]
+
+
+def select(
+    model: type[M], *, order_by: str = "", limit: int | None = None, using: str = "default", **equals: Any
+) -> list[M]:
+    """`Model.objects.filter(a=x, b=y).order_by(...)[:limit]` for equality on fields (or their attnames,
+    `record_id`), values prepared for the database by each field as the ORM prepares them."""
+    names = tuple(sorted(equals))
+    where, fields = _where(model, using, names)
+    connection = connections[using]
+    params = [f.get_db_prep_value(f.to_python(equals[n]), connection) for n, f in zip(names, fields, strict=True)]
+    return rows(model, where, params, order_by=order_by, limit=limit, using=using)
+
+
 def get(model: type[M], pk: Any, *, using: str = "default") -> M | None:
     """The instance with this primary key, or None."""
-    opts = model._meta
-    assert opts.pk is not None
-    column = connections[using].ops.quote_name(str(opts.pk.column))
-    value = opts.pk.get_db_prep_value(opts.pk.to_python(pk), connections[using])
-    found = rows(model, f"{column} = %s", [value], limit=1, using=using)
+    found = select(model, pk=pk, limit=1, using=using)
     return found[0] if found else None

@@ -47,3 +47,10 @@ def invalidate_on_change(*models: type) -> None:
     for model in models:
         post_save.connect(clear, sender=model, weak=False, dispatch_uid=f"refcache-save-{model.__name__}")
         post_delete.connect(clear, sender=model, weak=False, dispatch_uid=f"refcache-delete-{model.__name__}")
+
+
+def row(model: type[T], pk: Any) -> T | None:
+    """A reference row by primary key (a department, a class, a fonds), cached like the rest."""
+    from medarchive.core import fastsql  # noqa: PLC0415 - fastsql imports Django models
+
+    return cached(("row", model, pk), lambda: fastsql.get(model, pk))  # type: ignore[type-var]

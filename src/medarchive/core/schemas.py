@@ -137,6 +137,14 @@ class HealthOut(Schema):
     durable: bool = Field(description="false when the database could lose acknowledged commits in a power cut")
 
 
+class ReadyOut(Schema):
+    status: str = Field(examples=["ready"], description="ready | not_ready")
+    checks: dict[str, str] = Field(
+        examples=[{"database": "ok", "store": "ok", "audit_sealer": "ok", "jobs": "idle"}],
+        description="per check: ok, or unreachable | not_writable | lagging | idle; `jobs` never makes it not_ready",
+    )
+
+
 class FileOut(Schema):
     sequence: int
     role: str

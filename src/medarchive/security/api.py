@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 
 from medarchive.core.schemas import ERRORS
 from medarchive.security.api_auth import actor_of
@@ -38,6 +38,9 @@ class ChainOut(Schema):
     last_seq: int | None
     keyed_from: int | None
     warnings: list[NoticeOut]
+    sealed_now: int = Field(description="audited reads sealed into the chain just before it was walked")
+    unsealed: int = Field(description="audited reads written since, waiting for the sealer (ADR 0020)")
+    oldest_unsealed: str | None = Field(None, description="when the oldest of those was written")
     checkpoint: CheckpointOut | None
 
 

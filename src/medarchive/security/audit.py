@@ -1,8 +1,10 @@
 """Writing the audit trail (SEC-04) and reading its key ring.
 
 `record_event` must run inside the caller's transaction, so the entry commits or rolls
-back together with the change it describes. Verification and checkpoints are in
-`trailcheck.py`; `verify_chain` is re-exported here.
+back together with the change it describes. `record_read` audits a read in a commit of its
+own that does not lock the chain head; `seal_pending` puts those entries into the chain
+(ADR 0020). Verification and checkpoints are in `trailcheck.py`; `verify_chain` is
+re-exported here.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils.translation import gettext_lazy
 
-from medarchive.core import clock
+from medarchive.core import clock, fastsql
 from medarchive.core.errors import ConfigurationError, IntegrityFailure, PermissionDenied
-from medarchive.security import chain, context
+from medarchive.security import chain, context, readlog, sealer
 from medarchive.security.auditkeys import AuditKeyRing
-from medarchive.security.models import AuditEntry, AuditHead, User
+from medarchive.security.models import AuditEntry, AuditHead, PendingAuditEntry, User
 from medarchive.security.roles import Action
 
 if TYPE_CHECKING:
     from medarchive.security.trailcheck import VerifyReport
 
 _HEAD = AuditHead._meta.db_table
+_PENDING = PendingAuditEntry._meta.db_table
+_PENDING_FIELDS = ("at", "actor_id", "actor_name", "action", "object_type", "object_id", "result", "source", "details")
+
 _LOCK = f"SELECT seq, entry_hash, keyed_from FROM {_HEAD} WHERE id = 1"  # noqa: S608
 _ADVANCE = f"UPDATE {_HEAD} SET seq = %s, entry_hash = %s WHERE id = 1"  # noqa: S608
 
@@ -49,47 +54,154 @@ def record_event(
     result: str = "success",
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
+    """Append an entry to the chain now, inside the caller's transaction (changes, refusals)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit.record_event() must run inside the transaction of the change it records")
     _check_details(details or {})
     ring = signing_ring()
-    head = _lock_head()
+    row, _ = _append(
+        _lock_head(),
+        ring,
+        _fields(
+            action,
+            actor,
+            object_type=object_type,
+            object_id=object_id,
+            result=result,
+            details=details,
+            at=clock.now(),
+            source=context.source.get(),
+        ),
+    )
+    return row
+
+
+def _fields(
+    action: Action | str,
+    actor: User | None,
+    *,
+    object_type: str,
+    object_id: str,
+    result: str,
+    details: dict[str, Any] | None,
+    at: Any,
+    source: str,
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "actor_id": actor.pk if actor else None,
+        "actor_name": actor.username if actor else "system",
+        "action": str(action),
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "result": result,
+        "source": source,
+        "details": details or {},
+    }
+
+
+def _append(
+    head: chain.Head, ring: AuditKeyRing, fields: dict[str, Any], *, sealed_from: int | None = None
+) -> tuple[AuditEntry, chain.Head]:
+    """Seal one entry onto the locked head: INSERT it, move the head one step (the only UPDATE the
+    head's trigger allows). Returns the row and the new head."""
     entry = chain.ChainEntry(
         seq=head.seq + 1,
-        at=clock.now(),
-        actor_id=actor.pk if actor else None,
-        actor_name=actor.username if actor else "system",
-        action=str(action),
-        object_type=object_type,
-        object_id=str(object_id),
-        result=result,
-        source=context.source.get(),
-        details=details or {},
         algorithm=settings.CONFIG.audit_hash,
         prev_hash=head.mac,
         key_id=ring.active_key_id,
+        **fields,
     )
     sealed = chain.seal(entry, ring.active_key, keyed_from=head.keyed_from)
-    row = AuditEntry.objects.create(
+    row = AuditEntry(
         seq=entry.seq,
-        at=entry.at,
-        actor_id=entry.actor_id,
-        actor_name=entry.actor_name,
-        action=entry.action,
-        object_type=entry.object_type,
-        object_id=entry.object_id,
-        result=entry.result,
-        source=entry.source,
-        details=entry.details,
         algorithm=entry.algorithm,
         prev_hash=entry.prev_hash,
         entry_hash=sealed,
         key_id=entry.key_id,
+        sealed_from=sealed_from,
+        **fields,
     )
-    # One step forward onto the entry just written: the only UPDATE the head's trigger allows.
+    fastsql.insert(row)
     with connection.cursor() as cursor:
         cursor.execute(_ADVANCE, [entry.seq, sealed])
-    return row
+    return row, chain.Head(seq=entry.seq, mac=sealed, keyed_from=head.keyed_from)
+
+
+# --- reads: appended unsealed, sealed into the chain shortly after (ADR 0020) ----------------------
+
+
+def record_read(
+    action: Action | str,
+    *,
+    actor: User | None,
+    object_type: str = "",
+    object_id: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit a read before its answer leaves: one committed INSERT that no other reader waits for (it
+    does not touch the chain head). The sealer puts it into the chain within `audit_seal_seconds`; a
+    process without a running sealer (the CLI, tests) seals at once."""
+    _check_details(details or {})
+    row = PendingAuditEntry(
+        **_fields(
+            action,
+            actor,
+            object_type=object_type,
+            object_id=object_id,
+            result="success",
+            details=details,
+            at=clock.now(),
+            source=context.source.get(),
+        )
+    )
+    if readlog.running() and not transaction.get_connection().in_atomic_block:
+        readlog.submit(row)  # committed with the reads of concurrent requests (group commit)
+    else:
+        with transaction.atomic():
+            fastsql.insert(row)
+    if not sealer.running():
+        seal_pending()
+
+
+def seal_pending(*, batch: int = 500) -> int:
+    """Move unsealed entries into the chain, oldest first, `batch` per transaction; returns how many."""
+    sealed = 0
+    while True:
+        if not _anything_pending():  # a read-only look: an idle sealer takes no write lock
+            return sealed
+        with transaction.atomic():
+            head = _lock_head()
+            waiting = fastsql.rows(PendingAuditEntry, "1 = 1", [], order_by="id", limit=batch)
+            if not waiting:
+                return sealed
+            ring = signing_ring()
+            for pending in waiting:
+                fields = {name: getattr(pending, name) for name in _PENDING_FIELDS}
+                _, head = _append(head, ring, fields, sealed_from=pending.pk)
+            ids = [pending.pk for pending in waiting]  # the trigger refuses to delete a row not sealed here
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {_PENDING} WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)  # noqa: S608
+        sealed += len(waiting)
+        if len(waiting) < batch:
+            return sealed
+
+
+def _anything_pending() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {_PENDING} LIMIT 1")  # noqa: S608
+        return cursor.fetchone() is not None
+
+
+def unsealed() -> tuple[int, Any]:
+    """How many read entries wait for the sealer, and when the oldest was written (None when none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*), MIN(id) FROM {_PENDING}")  # noqa: S608
+        count, first = cursor.fetchone()
+    if not count:
+        return 0, None
+    oldest = fastsql.get(PendingAuditEntry, first)
+    return int(count), oldest.at if oldest else None
 
 
 def _lock_head() -> chain.Head:

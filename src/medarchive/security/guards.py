@@ -3,6 +3,8 @@
 `AUDIT_GUARDS` is what migration 0002 installed; `CHAIN_GUARDS` (migration 0005) add the
 head: it cannot be deleted, re-created while entries exist, or moved other than one step
 forward onto the entry just written; and an entry can only be the one after the head.
+`PENDING_GUARDS` (migration 0006): an unsealed read entry cannot be changed, nor deleted
+before it has been sealed into the chain.
 An attacker with DDL rights can drop these; the keyed chain and the checkpoints are what
 still catch them then (ADR 0013).
 """
@@ -51,5 +53,21 @@ CHAIN_GUARDS = [
         events=("INSERT",),
         reason="the audit chain head cannot be re-created",
         condition="EXISTS (SELECT 1 FROM security_auditentry) OR EXISTS (SELECT 1 FROM security_audithead)",
+    ),
+]
+
+PENDING_GUARDS = [
+    Guard(
+        name="audit_pending_unchanged",
+        table="security_pendingauditentry",
+        events=("UPDATE",),
+        reason="an unsealed audit entry cannot be changed",
+    ),
+    Guard(
+        name="audit_pending_sealed_first",
+        table="security_pendingauditentry",
+        events=("DELETE",),
+        reason="an unsealed audit entry can only leave once sealed into the chain",
+        condition="NOT EXISTS (SELECT 1 FROM security_auditentry e WHERE e.sealed_from = OLD.id)",
     ),
 ]

@@ -79,12 +79,36 @@ class AuditEntry(models.Model):
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64)
     key_id = models.CharField(max_length=16, blank=True, default="")  # "" = unkeyed (before keyed_from)
+    # The unsealed entry (PendingAuditEntry.id) this one was sealed from; not part of the seal.
+    sealed_from = models.BigIntegerField(null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["seq"]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.result}"
+
+
+class PendingAuditEntry(models.Model):
+    """A read, audited before its answer left and not yet in the chain (ADR 0020).
+
+    Reads append here without touching the chain head, so concurrent readers never queue on it;
+    the sealer moves these rows into the chain in id order, with a bounded lag. Triggers refuse any
+    UPDATE, and a DELETE of a row that has not been sealed into an `AuditEntry`.
+    """
+
+    at = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True)
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=32, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    result = models.CharField(max_length=16)
+    source = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"unsealed {self.action} {self.result}"
 
 
 class AuditHead(models.Model):

@@ -172,6 +172,7 @@ def _audit_entries(flt: AuditFilter) -> QuerySet[AuditEntry]:
 def audit_trail(actor: User, flt: AuditFilter, *, page: int = 1) -> Page:
     """One page of the trail, newest first; the auditor's reading is itself an audit entry."""
     require(actor, Action.AUDIT_READ)
+    audit.seal_pending()  # the auditor sees every read up to now, not only those the sealer reached
     found = _page(_audit_entries(flt), page, 50)
     with transaction.atomic():
         audit.record_event(
@@ -189,6 +190,7 @@ EXPORT_FIELDS = ("seq", "at", "actor_name", "action", "object_type", "object_id"
 def audit_export(actor: User, flt: AuditFilter) -> Iterator[dict[str, Any]]:
     """Every matching entry, oldest first, for a CSV export (audited once, before the first row)."""
     require(actor, Action.AUDIT_READ)
+    audit.seal_pending()
     qs = _audit_entries(flt).order_by("seq")
     with transaction.atomic():
         audit.record_event(

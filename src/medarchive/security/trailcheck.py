@@ -9,6 +9,7 @@ which names the first bad sequence. A checkpoint is only written for a chain tha
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,6 +64,11 @@ class VerifyReport:
     warnings: tuple[Notice, ...] = ()
     checkpoint: Checkpoint | None = None  # the latest checkpoint after this run
     checkpoint_written: bool = False
+    # Read entries sealed into the chain just before it was walked, and those that arrived since
+    # (waiting for the sealer, ADR 0020), with when the oldest of them was written.
+    sealed_now: int = 0
+    unsealed: int = 0
+    oldest_unsealed: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,7 +96,10 @@ class VerifyReport:
         return self.chain.checkpoints_checked
 
     def with_warning(self, notice: Notice) -> VerifyReport:
-        return VerifyReport(self.chain, (*self.warnings, notice), self.checkpoint, self.checkpoint_written)
+        return dataclasses.replace(self, warnings=(*self.warnings, notice))
+
+    def with_tail(self, *, sealed_now: int, unsealed: int, oldest_unsealed: str | None) -> VerifyReport:
+        return dataclasses.replace(self, sealed_now=sealed_now, unsealed=unsealed, oldest_unsealed=oldest_unsealed)
 
     def audit_details(self) -> dict[str, Any]:
         """What the `audit:verify` entry records: facts, not text in someone's language."""
@@ -102,6 +111,8 @@ class VerifyReport:
             "checkpoints_checked": self.checkpoints_checked,
             "checkpoint": self.checkpoint.seq if self.checkpoint_written and self.checkpoint else None,
             "warnings": [w.code for w in self.warnings],
+            "sealed_now": self.sealed_now,
+            "unsealed": self.unsealed,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,6 +127,9 @@ class VerifyReport:
             "last_seq": self.chain.last_seq,
             "keyed_from": self.chain.keyed_from,
             "warnings": [w.as_dict() for w in self.warnings],
+            "sealed_now": self.sealed_now,
+            "unsealed": self.unsealed,
+            "oldest_unsealed": self.oldest_unsealed,
             "checkpoint": None
             if cp is None
             else {"seq": cp.seq, "at": cp.at_text, "signer": cp.signer, "written": self.checkpoint_written},

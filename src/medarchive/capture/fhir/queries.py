@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy
 
@@ -121,18 +120,17 @@ def search(actor: User, params: dict[str, list[str]]) -> SearchPage:
     total = qs.count()
     start = (page - 1) * count
     records = list(qs.order_by("-created_at", "pk").prefetch_related("components")[start : start + count])
-    with transaction.atomic():
-        audit.record_event(
-            Action.RECORD_LIST,
-            actor=actor,
-            object_type="record",
-            details={
-                "filters": {"channel": "fhir", **understood},
-                "shown": [str(r.pk) for r in records],
-                "page": page,
-                "total": total,
-            },
-        )
+    audit.record_read(
+        Action.RECORD_LIST,
+        actor=actor,
+        object_type="record",
+        details={
+            "filters": {"channel": "fhir", **understood},
+            "shown": [str(r.pk) for r in records],
+            "page": page,
+            "total": total,
+        },
+    )
     return SearchPage(records=records, total=total, page=page, count=count, params=understood)
 
 

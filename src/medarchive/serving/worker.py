@@ -1,0 +1,47 @@
+"""A gunicorn worker that serves with waitress on the sockets gunicorn listens on.
+
+gunicorn brings the process model a production server needs: N workers, one listening socket shared
+between them, restart of a worker that dies or hangs (heartbeat), graceful reload on HUP and graceful
+stop on TERM. waitress brings the HTTP parser that carries medarchive's body gate (serving/gated.py)
+and threads for blocking Django views. The worker runs waitress's event loop one poll at a time so it
+can tell gunicorn it is alive and notice when it is asked to stop.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gunicorn.workers.base import Worker
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer, create_server
+
+from medarchive.core import gate
+from medarchive.serving.gated import HEADER_LIMIT, gated_channel
+
+POLL_SECONDS = 0.5
+
+
+class WaitressWorker(Worker):
+    def run(self) -> None:
+        BaseWSGIServer.channel_class = gated_channel()
+        server: Any = create_server(
+            self.wsgi,
+            sockets=[listener.sock for listener in self.sockets],
+            threads=self.cfg.threads,
+            ident="medarchive",
+            max_request_body_size=gate.upload_limit() + 1,  # waitress refuses a body of this size or more
+            max_request_header_size=HEADER_LIMIT,
+            channel_timeout=max(self.cfg.keepalive, 30),
+            clear_untrusted_proxy_headers=True,
+        )
+        sockets_map = server._map if hasattr(server, "_map") else server.map
+        try:
+            while self.alive:
+                self.notify()
+                wasyncore.loop(timeout=POLL_SECONDS, map=sockets_map, count=1)
+                if self.ppid != os.getppid():
+                    break  # the arbiter is gone: stop rather than serve orphaned
+        finally:
+            server.task_dispatcher.shutdown(timeout=self.cfg.graceful_timeout)  # in-flight requests finish
+            wasyncore.close_all(sockets_map)
