@@ -21,7 +21,6 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
-from ninja.responses import Status
 
 from medarchive import __version__, readiness
 from medarchive.access import api as access_api  # noqa: F401  (adds its operations to the records router)
@@ -38,9 +37,17 @@ from medarchive.core.apierrors import (
     too_large,
     unauthenticated,
 )
-from medarchive.core.errors import InternalError, MedarchiveError, NotFound, PermissionDenied, Problems, ValidationError
+from medarchive.core.errors import (
+    InternalError,
+    MedarchiveError,
+    NotFound,
+    PermissionDenied,
+    Problems,
+    Unavailable,
+    ValidationError,
+)
 from medarchive.core.routers import records
-from medarchive.core.schemas import ERRORS, HealthOut, ReadyOut
+from medarchive.core.schemas import ERRORS, HealthOut, Problem, ReadyOut
 from medarchive.preservation import durability
 from medarchive.preservation.api import router as preservation_router
 from medarchive.security import audit
@@ -221,16 +228,20 @@ def health(request: HttpRequest) -> dict[str, Any]:
     "/ready",
     auth=None,
     tags=["system"],
-    response={200: ReadyOut, 503: ReadyOut},
+    response={200: ReadyOut, **ERRORS, 503: Problem},
     summary="Readiness: database, store, audit sealer, jobs",
 )
-def ready(request: HttpRequest) -> Status[dict[str, Any]]:
-    """For load balancers and orchestrators: 200 when this process can serve, 503 naming what fails.
-    Only a stable word per check, nothing about the data."""
+def ready(request: HttpRequest) -> dict[str, Any]:
+    """For load balancers and orchestrators: 200 when this process can serve, else a 503 Problem naming
+    what fails (`details.checks`). Only a stable word per check, nothing about the data."""
     found = readiness.checks()
-    ok = readiness.ready(found)
-    body = {"status": "ready" if ok else "not_ready", "checks": {c.name: c.state for c in found}}
-    return Status(200 if ok else 503, body)
+    checks = {c.name: c.state for c in found}
+    if not readiness.ready(found):
+        failing = [f"{c.name} ({c.state})" for c in found if c.required and not c.ok]
+        raise Unavailable(
+            gettext_lazy("This server is not ready: %(failing)s."), field="", failing=failing, checks=checks
+        )
+    return {"status": "ready", "checks": checks}
 
 
 api.add_router("/records", records)

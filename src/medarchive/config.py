@@ -98,6 +98,8 @@ class Config:
     # How often a server's or worker's sealer moves audited reads into the chain (ADR 0020): the
     # bound on how long a read entry stays unsealed.
     audit_seal_ms: int = 1000
+    # The reverse proxy (an address) whose X-Forwarded-* headers are believed; "" = none (docs/operations.md).
+    trusted_proxy: str = ""
 
     @property
     def production(self) -> bool:
@@ -197,6 +199,7 @@ def load() -> Config:
         watch_user=_env("WATCH_USER", "") or "",
         sqlite_synchronous=synchronous,
         audit_seal_ms=_positive(_env_int("AUDIT_SEAL_MS", 1000), "AUDIT_SEAL_MS"),
+        trusted_proxy=(_env("TRUSTED_PROXY", "") or "").strip(),
         **_email(env),
     )
 

@@ -137,6 +137,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = CONFIG.production
 CSRF_COOKIE_SECURE = CONFIG.production
+# HSTS on answers over HTTPS (directly, or through the trusted proxy's X-Forwarded-Proto) in production.
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if CONFIG.production else 0
 MEDARCHIVE_SESSION_IDLE_SECONDS = CONFIG.session_idle_seconds
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -153,7 +153,7 @@ def check_read_back(client: FhirClient, location: str, sent: list[bytes]) -> Doc
 
 def stored_objects(cli: Any) -> int:
     root = Path(cli.data_dir) / "blobs"
-    return sum(1 for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts)
+    return sum(1 for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts and len(p.name) == 64)
 
 
 def staging_leftovers(cli: Any) -> int:

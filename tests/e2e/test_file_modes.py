@@ -81,7 +81,10 @@ def test_a_fresh_archive_is_owner_only_whatever_the_umask(fresh_cli: Any, tmp_pa
     assert expected <= made, sorted(made)
     assert any(name.startswith("uploads/") and name.endswith(".part") for name in made), sorted(made)
     assert any(name.startswith("mail/") for name in made), sorted(made)
-    assert any(name.count("/") == 3 and name.startswith("blobs/") for name in made), sorted(made)  # a blob
+    assert any(name.count("/") == 2 and name.startswith("blobs/") and len(name) == 6 + 3 + 64 for name in made), sorted(
+        made
+    )  # a blob, in one level of fan-out (blobs/ab/<address>)
+    assert "blobs/LAYOUT" in made
     wider = {name: mode for name, mode in modes.items() if int(mode, 8) & 0o077 or int(mode, 8) not in (0o700, 0o600)}
     assert wider == {}, f"not owner-only under umask {umask:03o}: {wider}"
     for folder, _dirs, files in os.walk(cli.data_dir):

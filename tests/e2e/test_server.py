@@ -156,3 +156,28 @@ def test_a_graceful_stop_seals_what_each_worker_wrote(cli: Any, tmp_path: Path) 
         assert server.get(f"/api/v1/records/{record_id}", {"Authorization": f"Bearer {token}"})[0] == 200
     server.stop()
     assert _query(cli, "SELECT COUNT(*) FROM security_pendingauditentry") == [(0,)]
+
+
+def _sources(cli: Any, record_id: str) -> list[str]:
+    cli.run("audit", "verify", "--json")  # seals what waits
+    rows = _query(
+        cli,
+        "SELECT source FROM security_auditentry WHERE action = 'record:metadata:read' "
+        f"AND object_id IN ('{record_id}', '{record_id.replace('-', '')}') ORDER BY seq",
+    )
+    return [r[0] for r in rows]
+
+
+def test_forwarded_addresses_are_believed_only_from_the_trusted_proxy(cli: Any, tmp_path: Path) -> None:
+    record_id, token = _record(cli)
+    spoofed = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"}
+    server = _Server(cli, tmp_path)
+    assert server.get(f"/api/v1/records/{record_id}", spoofed)[0] == 200
+    server.stop()
+    assert _sources(cli, record_id) == ["127.0.0.1"]  # no proxy configured: the header is dropped
+
+    cli.env["MEDARCHIVE_TRUSTED_PROXY"] = "127.0.0.1"  # the test client stands in for nginx on loopback
+    server = _Server(cli, tmp_path)
+    assert server.get(f"/api/v1/records/{record_id}", spoofed)[0] == 200
+    server.stop()
+    assert _sources(cli, record_id) == ["127.0.0.1", "10.1.2.3"]

@@ -71,8 +71,9 @@ def test_readiness_names_what_fails(client: Client, archive: Any, settings: Any,
         readiness.os, "access", lambda path, mode: False if "blobs" in str(path) else real_access(path, mode)
     )
     answer = client.get("/api/v1/ready")
-    assert answer.status_code == 503 and answer.json()["status"] == "not_ready"
-    assert answer.json()["checks"]["store"] == "not_writable"
+    problem = answer.json()
+    assert answer.status_code == 503 and problem["code"] == "not_ready"
+    assert problem["details"]["checks"]["store"] == "not_writable" and "store (not_writable)" in problem["message"]
 
 
 def test_openapi_document_is_served_to_authenticated_clients(client: Client, token: dict[str, str]) -> None:

@@ -200,3 +200,10 @@ class InternalError(MedarchiveError):
 class ConfigurationError(MedarchiveError):
     status = 500
     code = "configuration_error"
+
+
+class Unavailable(MedarchiveError):
+    """This process cannot serve now (a dependency is down); a load balancer sends the request elsewhere."""
+
+    status = 503
+    code = "not_ready"

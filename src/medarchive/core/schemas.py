@@ -138,10 +138,10 @@ class HealthOut(Schema):
 
 
 class ReadyOut(Schema):
-    status: str = Field(examples=["ready"], description="ready | not_ready")
+    status: str = Field(examples=["ready"])
     checks: dict[str, str] = Field(
         examples=[{"database": "ok", "store": "ok", "audit_sealer": "ok", "jobs": "idle"}],
-        description="per check: ok, or unreachable | not_writable | lagging | idle; `jobs` never makes it not_ready",
+        description="per check: ok, or unreachable | not_writable | lagging | idle; `jobs` never makes it not ready",
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from django.conf import settings
 from gunicorn.workers.base import Worker
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer, create_server
@@ -20,11 +21,18 @@ from medarchive.core import gate
 from medarchive.serving.gated import HEADER_LIMIT, gated_channel
 
 POLL_SECONDS = 0.5
+FORWARDED = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"}
 
 
 class WaitressWorker(Worker):
     def run(self) -> None:
         BaseWSGIServer.channel_class = gated_channel()
+        proxy = settings.CONFIG.trusted_proxy
+        # Behind the configured proxy only: the client's address and scheme from its X-Forwarded-* headers;
+        # from anyone else those headers are dropped (clear_untrusted_proxy_headers).
+        forwarded = (
+            {"trusted_proxy": proxy, "trusted_proxy_count": 1, "trusted_proxy_headers": FORWARDED} if proxy else {}
+        )
         server: Any = create_server(
             self.wsgi,
             sockets=[listener.sock for listener in self.sockets],
@@ -34,6 +42,7 @@ class WaitressWorker(Worker):
             max_request_header_size=HEADER_LIMIT,
             channel_timeout=max(self.cfg.keepalive, 30),
             clear_untrusted_proxy_headers=True,
+            **forwarded,
         )
         sockets_map = server._map if hasattr(server, "_map") else server.map
         try:
