@@ -7,6 +7,6 @@ class CaptureConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from medarchive.capture.uploads import keep_client_file_names  # noqa: PLC0415 - models load first
+        from medarchive.capture.multipart import keep_client_file_names  # noqa: PLC0415 - models load first
 
         keep_client_file_names()

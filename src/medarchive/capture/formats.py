@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
-from PIL import Image
 
 HEAD_BYTES = 64 * 1024
 TAIL_BYTES = 64 * 1024
@@ -184,6 +183,8 @@ def creating_application(fmt: Format, sample: ContentSample) -> str:
         try:
             with warnings.catch_warnings():  # corrupt EXIF is the file's problem, not a reason to fail capture
                 warnings.simplefilter("ignore")
+                from PIL import Image  # noqa: PLC0415 - only images need it; every command imports this module
+
                 with Image.open(io.BytesIO(sample.head)) as image:
                     software = image.getexif().get(_EXIF_SOFTWARE)
         except (OSError, SyntaxError, ValueError):

@@ -3,36 +3,21 @@
 Django's multipart parser silently turns "../../x.pdf" into "x.pdf". medarchive never uses
 a client's file name as a path (blobs are content-addressed), so it keeps the name as
 sent and lets `clean_filename` refuse it with a clear error: a hospital system that
-sends a bad name should learn so, not have its file silently renamed.
+sends a bad name should learn so, not have its file silently renamed (multipart.py).
 """
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import multipartparser
 
 from medarchive.capture.formats import ContentSample
 from medarchive.core.errors import MedarchiveError
 from medarchive.preservation.blobstore import StagedBlob
 from medarchive.preservation.services import blob_store
-
-_original = multipartparser.MultiPartParser.sanitize_file_name
-
-
-def _keep_name(self: Any, file_name: str) -> str | None:
-    raw = html.unescape(file_name).strip()
-    if not raw or raw in {".", ".."}:
-        return _original(self, file_name)
-    return raw
-
-
-def keep_client_file_names() -> None:
-    multipartparser.MultiPartParser.sanitize_file_name = _keep_name  # type: ignore[method-assign]
 
 
 class StagedUpload(UploadedFile):
