@@ -15,11 +15,11 @@ _django = get_wsgi_application()
 
 
 def application(environ: dict[str, Any], start_response: Any) -> Any:
-    from medarchive.security import readlog, sealer  # noqa: PLC0415 - after Django is set up
+    from medarchive.security import audit, readlog, sealer  # noqa: PLC0415 - after Django is set up
 
     if not sealer.running():
         from django.conf import settings  # noqa: PLC0415
 
         readlog.start()
-        sealer.start(settings.CONFIG.audit_seal_ms / 1000)
+        sealer.start(settings.CONFIG.audit_seal_ms / 1000, audit.seal_pending)
     return _django(environ, start_response)

@@ -102,7 +102,7 @@ def test_an_unsealed_entry_cannot_be_changed_or_removed(
 def read_log(transactional_db: Any) -> Any:
     readlog.start()
     yield readlog
-    readlog._state.update(pid=None)  # the daemon thread is left idle; this process no longer uses it
+    readlog.stop()  # its database connection closes: the test database can be dropped
 
 
 def _entry(n: int) -> PendingAuditEntry:

@@ -30,7 +30,7 @@ class _Waiter:
 
 _cond = threading.Condition()
 _queue: list[_Waiter] = []
-_state: dict[str, Any] = {"pid": None, "thread": None}
+_state: dict[str, Any] = {"pid": None, "thread": None, "stopping": False}
 
 
 def running() -> bool:
@@ -43,9 +43,19 @@ def start() -> None:
         if running():
             return
         thread = threading.Thread(target=_loop, name="medarchive-audit-reads", daemon=True)
-        _state.update(pid=os.getpid(), thread=thread)
+        _state.update(pid=os.getpid(), thread=thread, stopping=False)
         _queue.clear()  # a forked child inherits its parent's queue, not its waiters' threads
         thread.start()
+
+
+def stop(timeout: float = 10.0) -> None:
+    """Let the writer finish what is queued, close its database connection and end."""
+    with _cond:
+        thread = _state["thread"]
+        _state.update(pid=None, thread=None, stopping=True)
+        _cond.notify_all()
+    if isinstance(thread, threading.Thread):
+        thread.join(timeout)
 
 
 def submit(entry: Any) -> None:
@@ -67,8 +77,11 @@ def _loop() -> None:
 
     while True:
         with _cond:
-            while not _queue:
+            while not _queue and not _state["stopping"]:
                 _cond.wait()
+            if not _queue:  # asked to stop, nothing left to write
+                connection.close()
+                return
             batch = _queue[:]
             _queue.clear()
         try:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_state: dict[str, object] = {"pid": None, "thread": None, "stop": None}
+_state: dict[str, object] = {"pid": None, "thread": None, "stop": None, "seal": None}
 
 
 def running() -> bool:
@@ -26,39 +27,39 @@ def running() -> bool:
     return _state["pid"] == os.getpid() and isinstance(thread, threading.Thread) and thread.is_alive()
 
 
-def start(interval: float) -> None:
-    """Start this process's sealer (idempotent). It seals what earlier processes left at once."""
+def start(interval: float, seal: Callable[[], int]) -> None:
+    """Start this process's sealer (idempotent): `seal` (audit.seal_pending) every `interval` seconds,
+    at once for what earlier processes left."""
     with _lock:
         if running():
             return
         stop = threading.Event()
-        thread = threading.Thread(target=_loop, args=(interval, stop), name="medarchive-audit-sealer", daemon=True)
-        _state.update(pid=os.getpid(), thread=thread, stop=stop)
+        thread = threading.Thread(
+            target=_loop, args=(interval, stop, seal), name="medarchive-audit-sealer", daemon=True
+        )
+        _state.update(pid=os.getpid(), thread=thread, stop=stop, seal=seal)
         thread.start()
 
 
 def stop(timeout: float = 5.0) -> None:
     """Stop the thread after a last pass (graceful shutdown: nothing this process wrote stays unsealed)."""
     with _lock:
-        thread, event = _state["thread"], _state["stop"]
-        _state.update(pid=None, thread=None, stop=None)
+        thread, event, seal = _state["thread"], _state["stop"], _state["seal"]
+        _state.update(pid=None, thread=None, stop=None, seal=None)
     if isinstance(event, threading.Event) and isinstance(thread, threading.Thread):
         event.set()
         thread.join(timeout)
-    from medarchive.security import audit  # noqa: PLC0415 - the thread's module imports this one
+    if callable(seal):
+        seal()
 
-    audit.seal_pending()
 
-
-def _loop(interval: float, stop: threading.Event) -> None:
+def _loop(interval: float, stop: threading.Event, seal: Callable[[], int]) -> None:
     from django.db import connection  # noqa: PLC0415 - the thread starts after Django is set up
-
-    from medarchive.security import audit  # noqa: PLC0415
 
     try:
         while True:
             try:
-                audit.seal_pending()
+                seal()
             except Exception:  # a locked or restarting database: try again at the next tick
                 log.exception("sealing the audit tail failed; retrying in %.1f s", interval)
                 connection.close()

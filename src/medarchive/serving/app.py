@@ -17,9 +17,12 @@ def default_workers() -> int:
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
-    """A worker leaving (stop, reload, max requests) seals the audited reads it wrote (ADR 0020)."""
-    from medarchive.security import sealer  # noqa: PLC0415 - Django is set up in the worker
+    """A worker leaving (stop, reload, max requests) writes the reads it queued and seals what it wrote
+    (ADR 0020)."""
+    from medarchive.security import readlog, sealer  # noqa: PLC0415 - Django is set up in the worker
 
+    if readlog.running():
+        readlog.stop()
     if sealer.running():
         sealer.stop()
 
