@@ -78,8 +78,8 @@ class _Readers:
             while not self._stop.is_set():
                 try:
                     status, body = server.get(path, headers)
-                except OSError as exc:
-                    status, body = 0, str(exc).encode()
+                except (OSError, http.client.HTTPException) as exc:  # a worker killed mid-answer
+                    status, body = 0, repr(exc).encode()
                 with self._lock:
                     if status == 200:
                         self.ok += 1
