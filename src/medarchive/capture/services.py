@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -396,19 +396,14 @@ def _create_record(
     return record
 
 
-_EARLIER = (
-    f"SELECT k.record_id, r.electronic_no FROM {IdempotencyKey._meta.db_table} k "  # noqa: S608
-    f"JOIN {Record._meta.db_table} r ON r.id = k.record_id WHERE k.created_by_id = %s AND k.key = %s"
-)
-
-
 def _earlier_record(key: str, actor: User) -> tuple[Any, str] | None:
-    """(record id, electronic no.) an earlier call under this key created. Raw SQL: on the hot path the
-    ORM took 0.5 ms to build this one indexed lookup, SQLite 0.03 ms to run it."""
-    with connection.cursor() as cursor:
-        cursor.execute(_EARLIER, [actor.pk, key])
-        row = cursor.fetchone()
-    return None if row is None else (Record._meta.pk.to_python(row[0]), row[1])
+    """(record id, electronic no.) an earlier call under this key created. A prepared lookup: on the hot
+    path the ORM took 0.5 ms to build it, SQLite 0.03 ms to run it; the rare hit reads its record's number."""
+    found = fastsql.select(IdempotencyKey, created_by=actor.pk, key=key, limit=1)
+    if not found:
+        return None
+    record = Record.objects.values_list("electronic_no", flat=True).get(pk=found[0].record_id)
+    return found[0].record_id, record
 
 
 def _content(item: _StagedFile) -> FileContent:

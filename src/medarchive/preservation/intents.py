@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,6 @@ class Intent:
 
     @property
     def age_seconds(self) -> float:
-        import time  # noqa: PLC0415 - only recovery asks
-
         try:
             return time.time() - self.path.stat().st_mtime
         except FileNotFoundError:

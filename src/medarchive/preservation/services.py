@@ -91,7 +91,7 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _row(staged: StagedBlob, state: str) -> Blob:
+def _stored_row(staged: StagedBlob) -> Blob:
     return Blob(
         address=staged.address,
         size=staged.size,
@@ -101,8 +101,7 @@ def _row(staged: StagedBlob, state: str) -> Blob:
         key_id=staged.key_id,
         wrapped_key=staged.wrapped_key,
         stored_size=staged.stored_size,
-        state=state,
-        owner=_owner() if state == Blob.PENDING else "",
+        state=Blob.STORED,
     )
 
 
@@ -117,7 +116,7 @@ def publish(staged: Iterable[StagedBlob]) -> list[Blob]:
         raise RuntimeError("preservation.publish() must run inside the record's transaction")
     rows = []
     for item in staged:
-        row = _row(item, Blob.STORED)
+        row = _stored_row(item)
         # New content is the common case: one INSERT, no SELECT first, no savepoint.
         if not fastsql.insert(row, ignore_conflict=True):
             # The address exists: identical content is already stored (or being withdrawn).
@@ -175,11 +174,6 @@ def _withdraw_address(address: str) -> bool:
     blob_store().storage.delete_if_exists(address)
     Blob.objects.filter(address=address, state=Blob.PENDING, owner=_owner()).delete()
     return True
-
-
-def drop_orphans(committed: Iterable[StagedBlob]) -> None:
-    """After a rolled-back transaction that wrapped several records (FHIR): `withdraw()` them."""
-    withdraw(committed)
 
 
 def event(

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 _HEAD = AuditHead._meta.db_table
 _PENDING = PendingAuditEntry._meta.db_table
-_PENDING_FIELDS = ("at", "actor_id", "actor_name", "action", "object_type", "object_id", "result", "source", "details")
+# What a pending entry carries into the chain: every column but its own id.
+_PENDING_FIELDS = tuple(f.attname for f in PendingAuditEntry._meta.concrete_fields if not f.primary_key)
 
 _LOCK = f"SELECT seq, entry_hash, keyed_from FROM {_HEAD} WHERE id = 1"  # noqa: S608
 _ADVANCE = f"UPDATE {_HEAD} SET seq = %s, entry_hash = %s WHERE id = 1"  # noqa: S608
@@ -140,7 +141,7 @@ def record_read(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Audit a read before its answer leaves: one committed INSERT that no other reader waits for (it
-    does not touch the chain head). The sealer puts it into the chain within `audit_seal_seconds`; a
+    does not touch the chain head). The sealer puts it into the chain within MEDARCHIVE_AUDIT_SEAL_MS; a
     process without a running sealer (the CLI, tests) seals at once."""
     _check_details(details or {})
     row = PendingAuditEntry(

@@ -8,7 +8,7 @@ Transaction Bundle, all or nothing:
 2. every file is staged (encrypted) outside the database transaction;
 3. one outer `transaction.atomic()` wraps `receive`: each record is a savepoint inside it;
    if any item is refused (a race the checks could not see), the whole transaction rolls back
-   and the sealed objects of blobs whose rows were rolled back are deleted (`preservation.drop_orphans`),
+   and the sealed objects of blobs whose rows were rolled back are deleted (`preservation.withdraw`),
    so nothing of the bundle stays — not a record, a submission, an audit row or a file.
 """
 
@@ -559,10 +559,8 @@ def capture_transaction(tx: parse.Transaction, *, actor: User, key: str | None, 
         _stage(plans)
         return _receive_all(plans, actor=actor, key=key, source=source)
     except BaseException as exc:
-        # Objects this request committed to the store whose Blob rows the rollback took with it.
-        preservation.drop_orphans(
-            [f.staged for p in plans for f in p.item.files if f.staged is not None and f.staged.created]
-        )
+        # Objects this request published whose Blob rows the rollback took with it, and their intents.
+        preservation.withdraw([f.staged for p in plans for f in p.item.files if f.staged is not None])
         if not isinstance(exc, _Abort):
             raise
         log.info(
