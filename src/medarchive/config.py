@@ -8,6 +8,7 @@ instead of a generated file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -25,6 +26,19 @@ DEFAULT_MAX_UPLOAD = 512 * 1024 * 1024
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(PREFIX + name)
     return default if value is None or value == "" else value
+
+
+def _address(name: str) -> str:
+    """An IP address, or "" when unset (a host name or a list would silently match no client)."""
+    raw = (_env(name, "") or "").strip()
+    if raw:
+        try:
+            ipaddress.ip_address(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{PREFIX}{name} must be one IP address, got {raw!r}", field=PREFIX + name
+            ) from None
+    return raw
 
 
 def _env_int(name: str, default: int) -> int:
@@ -199,7 +213,7 @@ def load() -> Config:
         watch_user=_env("WATCH_USER", "") or "",
         sqlite_synchronous=synchronous,
         audit_seal_ms=_positive(_env_int("AUDIT_SEAL_MS", 1000), "AUDIT_SEAL_MS"),
-        trusted_proxy=(_env("TRUSTED_PROXY", "") or "").strip(),
+        trusted_proxy=_address("TRUSTED_PROXY"),
         **_email(env),
     )
 

@@ -434,3 +434,15 @@ def test_passing_keyed_entries_off_as_old_unkeyed_ones_is_found(users: dict[str,
     report = trailcheck.verify_chain()
     assert not report.ok and report.first_bad_seq is not None and report.first_bad_seq <= 3
     assert report.code in {"checkpoint_switch_over", "checkpoint_mismatch"}
+
+
+@pytest.mark.parametrize("value", ["not an ip", "10.0.0.1,10.0.0.2", "proxy.hospital.example"])
+def test_a_trusted_proxy_must_be_one_address(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, value: str) -> None:
+    from medarchive import config
+
+    monkeypatch.setenv("MEDARCHIVE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MEDARCHIVE_TRUSTED_PROXY", value)
+    with pytest.raises(ConfigurationError, match="MEDARCHIVE_TRUSTED_PROXY must be one IP address"):
+        config.load()
+    monkeypatch.setenv("MEDARCHIVE_TRUSTED_PROXY", " 127.0.0.1 ")
+    assert config.load().trusted_proxy == "127.0.0.1"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medarchive.core.errors import ValidationError
+from medarchive.core.errors import ConfigurationError, ValidationError
 from medarchive.preservation.storage.local import LocalStorage
 
 ADDRESS = "ab" + "cd" + "0" * 60
@@ -49,10 +49,12 @@ def test_a_store_made_with_two_levels_keeps_them(tmp_path: Path) -> None:
     assert LocalStorage(tmp_path).levels == 2  # recorded in LAYOUT, not guessed again
 
 
-def test_an_unreadable_layout_file_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "LAYOUT").write_text("levels: 7\n", encoding="ascii")
-    with pytest.raises(ValueError, match="layout"):
+@pytest.mark.parametrize("content", [b"levels: 7\n", b"", b"\xff\xfe levels: 1"])
+def test_an_unreadable_layout_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "LAYOUT").write_bytes(content)
+    with pytest.raises(ConfigurationError, match="layout") as caught:
         LocalStorage(tmp_path)
+    assert caught.value.code == "bad_store_layout" and caught.value.details["path"] == str(tmp_path / "LAYOUT")
 
 
 def test_commit_fsyncs_the_file_and_the_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

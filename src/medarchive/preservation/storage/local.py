@@ -28,7 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from django.utils.translation import gettext_lazy as _
+
 from medarchive.core import private
+from medarchive.core.errors import ConfigurationError
 from medarchive.preservation import intents
 from medarchive.preservation.storage.base import (
     ADDRESS_PATTERN,
@@ -68,7 +71,7 @@ class LocalStorage(StorageBase):
         (2 if it already holds objects the old way, else 1) and recorded."""
         marker = self.root / LAYOUT_FILE
         try:
-            text = marker.read_text(encoding="ascii")
+            text = marker.read_text(encoding="ascii", errors="replace")
         except FileNotFoundError:
             old = any(self._subdirs(first) for first in self._subdirs(self.root))
             levels = 2 if old else 1
@@ -88,7 +91,14 @@ class LocalStorage(StorageBase):
         for line in text.splitlines():
             if line.startswith("levels:") and line.split(":", 1)[1].strip() in {"1", "2"}:
                 return int(line.split(":", 1)[1])
-        raise ValueError(f"{marker}: not a medarchive blob store layout file")
+        raise ConfigurationError(
+            _(
+                "The blob store's layout file %(path)s is damaged: restore it from a backup "
+                "(it records how the stored objects are laid out)."
+            ),
+            code="bad_store_layout",
+            path=str(marker),
+        )
 
     def __repr__(self) -> str:
         return f"LocalStorage(root={str(self.root)!r})"
