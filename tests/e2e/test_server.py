@@ -137,6 +137,24 @@ def test_a_killed_worker_is_replaced_and_every_answered_read_is_in_the_chain(cli
     assert _reads_in_chain(cli, record_id) >= readers.ok
 
 
+def test_a_graceful_reload_under_load_loses_no_request(cli: Any, tmp_path: Path) -> None:
+    record_id, token = _record(cli)
+    server = _Server(cli, tmp_path)
+    readers = _Readers(server, f"/api/v1/records/{record_id}", token)
+    time.sleep(2)
+    old = set(server.workers())
+    os.kill(int(server.pid_file.read_text()), signal.SIGHUP)  # old workers finish what they hold, then go
+    deadline = time.monotonic() + 30
+    while (set(server.workers()) & old or len(server.workers()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(server.workers()) & old and len(server.workers()) == 2
+    time.sleep(1)
+    readers.stop()
+    server.stop()
+    assert readers.ok > 0 and readers.failed == []
+    assert _reads_in_chain(cli, record_id) == readers.ok
+
+
 def test_reads_of_a_server_killed_outright_are_sealed_afterwards(cli: Any, tmp_path: Path) -> None:
     record_id, token = _record(cli)
     server = _Server(cli, tmp_path)
